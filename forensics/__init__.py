@@ -1,0 +1,3 @@
+"""forensics: offline breach forensics for API traffic logs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,139 @@
+"""The library API: what the CLI calls, and what notebooks and other tools use directly."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import polars as pl
+
+from .case import Case
+from .errors import ForensicsError
+from .ingest.base import IngestOptions
+from .ingest.driver import IngestReport
+from .ingest.driver import ingest as _ingest
+
+
+def ingest(
+    sources: list[str],
+    case_dir: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    log_format: str | None = None,
+    trusted_proxies: tuple[str, ...] = (),
+    tz: str | None = None,
+    role: str | None = None,
+    workers: int | None = None,
+    on_event: Any = None,
+) -> IngestReport:
+    """Ingest evidence files/directories/globs into the case at ``case_dir``."""
+    if tz is not None:
+        _check_tz(tz)
+    if trusted_proxies:
+        from .clients import parse_networks
+
+        try:
+            parse_networks(trusted_proxies)
+        except ValueError as exc:
+            raise ForensicsError(str(exc), hint="--trusted-proxy takes CIDR ranges like 10.0.0.0/8") from None
+    if log_format:
+        from .ingest.logformat import compile_format
+
+        try:
+            compile_format(log_format)
+        except ValueError as exc:
+            raise ForensicsError(f"--log-format: {exc}", hint="pass the string between the quotes of the config line")
+    options = IngestOptions(format=format, log_format=log_format, trusted_proxies=tuple(trusted_proxies), tz=tz,
+                            role=role)
+    if format:
+        from .ingest import get, preset_names
+
+        if format not in preset_names():
+            get(format)
+    return _ingest(sources, case_dir, options, workers=workers, on_event=on_event)
+
+
+def _check_tz(tz: str) -> None:
+    try:
+        pl.Series(["2020-01-01 00:00:00"]).str.to_datetime().dt.replace_time_zone(tz)
+    except Exception:
+        raise ForensicsError(f"unknown time zone {tz!r}", hint="use an IANA name such as America/New_York") from None
+
+
+def open_case(case_dir: str | os.PathLike[str]) -> Case:
+    return Case.open(case_dir)
+
+
+def sql_context(case: Case) -> pl.SQLContext:
+    """Tables for ad-hoc SQL: ``events`` (traffic), ``all_events`` (with reference sources), ``rejects``."""
+    ctx = pl.SQLContext()
+    ctx.register("events", case.scan_events())
+    ctx.register("all_events", case.scan_events(include_reference=True))
+    ctx.register("rejects", case.scan_rejects())
+    inventory = case.path / "inventory.parquet"
+    if inventory.exists():
+        ctx.register("inventory", pl.scan_parquet(inventory))
+    return ctx
+
+
+def query(case_dir: str | os.PathLike[str], sql: str) -> pl.DataFrame:
+    """Run polars SQL over the case."""
+    case = Case.open(case_dir)
+    try:
+        return sql_context(case).execute(sql, eager=True)
+    except (pl.exceptions.SQLInterfaceError, pl.exceptions.SQLSyntaxError, pl.exceptions.ColumnNotFoundError,
+            pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError, pl.exceptions.SchemaError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ForensicsError(f"query failed: {first}", hint="tables: events, all_events, rejects (and inventory)") from None
+
+
+def summary(case_dir: str | os.PathLike[str], top: int = 5) -> dict[str, Any]:
+    """Sources, time range, top clients and top endpoints of a case (the traffic events)."""
+    case = Case.open(case_dir)
+    manifest = case.load_manifest()
+    lf = case.scan_events()
+    totals = lf.select(
+        pl.len().alias("events"),
+        pl.col("ts").min().alias("first"),
+        pl.col("ts").max().alias("last"),
+        pl.col("client_ip").n_unique().alias("clients"),
+    ).collect().row(0, named=True)
+    by_source = (
+        lf.group_by(pl.col("source_format").cast(pl.String))
+        .agg(pl.len().alias("events"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+        .sort("source_format")
+        .collect()
+    )
+    top_clients = (
+        lf.group_by("client_ip")
+        .agg(pl.len().alias("requests"), pl.col("bytes_out").sum().alias("bytes_out"))
+        .sort(["requests", "client_ip"], descending=[True, False])
+        .head(top)
+        .collect()
+    )
+    top_endpoints = (
+        lf.group_by("method", "endpoint")
+        .agg(pl.len().alias("requests"), pl.col("client_ip").n_unique().alias("clients"))
+        .sort(["requests", "endpoint"], descending=[True, False])
+        .head(top)
+        .collect()
+    )
+    inputs = manifest["inputs"]
+    status: dict[str, int] = {}
+    for e in inputs:
+        status[e["status"]] = status.get(e["status"], 0) + 1
+    return {
+        "case": str(case.path),
+        "events": totals["events"],
+        "first_ts": totals["first"],
+        "last_ts": totals["last"],
+        "clients": totals["clients"],
+        "inputs": len(inputs),
+        "input_status": status,
+        "lines": sum(e["lines_read"] for e in inputs if e["status"] in ("ingested", "partial")),
+        "rejected": sum(e["rejected"] for e in inputs if e["status"] in ("ingested", "partial")),
+        "by_source": by_source,
+        "top_clients": top_clients,
+        "top_endpoints": top_endpoints,
+        "reference_files": case.reference_files(manifest),
+    }

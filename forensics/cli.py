@@ -1,0 +1,272 @@
+"""The command line: a thin click layer over :mod:`forensics.api`.
+
+Errors a user can cause end with one line and a hint on stderr and a non-zero exit, never a traceback.
+Values from the evidence are passed through :func:`forensics.safe.terminal` before they are printed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__, api
+from .errors import ForensicsError
+from .safe import terminal
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Group(click.Group):
+    """Turns errors into one line + hint (exit 1); unexpected ones into a short internal-error line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ForensicsError as exc:
+            err.print(f"[bold red]Error:[/] {terminal(exc.message, 2000)}", markup=True)
+            if exc.hint:
+                err.print(f"[dim]Hint:[/] {terminal(exc.hint, 2000)}", markup=True)
+            sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except MemoryError:
+            err.print("[bold red]Error:[/] out of memory", markup=True)
+            sys.exit(1)
+        except Exception as exc:
+            if os.environ.get("FORENSICS_DEBUG"):
+                raise
+            err.print(f"[bold red]Internal error:[/] {type(exc).__name__}: {terminal(exc, 500)}", markup=True)
+            err.print("[dim]Hint:[/] rerun with FORENSICS_DEBUG=1 for the traceback, and report it", markup=True)
+            sys.exit(70)
+
+
+def case_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--case", "case_dir", required=True, type=click.Path(file_okay=False), help="The case directory."
+    )(f)
+
+
+def _log(case_dir: str, command: str, **args: Any) -> None:
+    from .case import Case
+
+    Case(case_dir).log_command(command, args)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="forensics")
+def main() -> None:
+    """Offline breach forensics for API traffic.
+
+    Ingest HAR captures, nginx/Apache and cloud load-balancer logs into one Parquet event store, find
+    enumeration and exfiltration, and report.
+
+    \b
+    Example:
+      forensics ingest evidence/ --case case/
+      forensics query --case case/ "SELECT client_ip, count(*) n FROM events GROUP BY 1 ORDER BY n DESC LIMIT 5"
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+def ingest_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    decorators = [
+        click.argument("sources", nargs=-1, required=True),
+        case_option,
+        click.option("--format", "fmt", metavar="NAME", help="Skip detection: an ingestor or preset name "
+                     "(see `forensics formats`)."),
+        click.option("--log-format", metavar="STRING", help="An nginx log_format or Apache LogFormat string."),
+        click.option("--trusted-proxy", "trusted_proxy", multiple=True, metavar="CIDR",
+                     help="A proxy/balancer range whose X-Forwarded-For is believed (private ranges always are)."),
+        click.option("--tz", metavar="ZONE", help="Zone of sources that write local time without an offset."),
+        click.option("--role", type=click.Choice(["traffic", "reference"]),
+                     help="Count these sources as traffic or as reference (HAR default: reference)."),
+        click.option("--workers", type=int, default=None, help="Worker processes (default: up to 2)."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def run_ingest(sources: tuple[str, ...], case_dir: str, fmt: str | None, log_format: str | None,
+               trusted_proxy: tuple[str, ...], tz: str | None, role: str | None, workers: int | None) -> Any:
+    from .ingest.driver import check_case_location, resolve_sources
+
+    check_case_location(__import__("pathlib").Path(case_dir), sources)
+    resolve_sources(sources)  # fail on a missing path before creating anything
+    _log(case_dir, "ingest", sources=list(sources), format=fmt, log_format=log_format,
+         trusted_proxy=list(trusted_proxy), tz=tz, role=role)
+    progress = Progress(
+        TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.fields[files]} files"),
+        TextColumn("{task.fields[lines]:,} lines"), TextColumn("{task.fields[mb]:.1f}/{task.fields[mbtotal]:.1f} MB"),
+        TimeElapsedColumn(), console=err, transient=True,
+    )
+    state = {"task": None, "lines": 0, "bytes": 0, "files": 0}
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "plan":
+            state["task"] = progress.add_task("ingest", total=max(1, data["bytes"]), files=f"0/{data['files']}",
+                                              lines=0, mb=0.0, mbtotal=data["bytes"] / 1e6)
+            state["nfiles"] = data["files"]
+        elif kind == "lines":
+            state["lines"] += data["lines"]
+            state["bytes"] += data["bytes"]
+            progress.update(state["task"], lines=state["lines"], mb=state["bytes"] / 1e6)
+        elif kind == "unit":
+            state["files"] += data["files"]
+            state["lines_done"] = state.get("lines_done", 0) + data["lines"]
+            state["lines"] = max(state["lines"], state["lines_done"])
+            state["bytes_done"] = state.get("bytes_done", 0) + data["bytes"]
+            progress.update(state["task"], completed=state["bytes_done"], files=f"{state['files']}/{state['nfiles']}",
+                            lines=state["lines"], mb=max(state["bytes"], state["bytes_done"]) / 1e6)
+
+    with progress:
+        report = api.ingest(list(sources), case_dir, format=fmt, log_format=log_format,
+                            trusted_proxies=trusted_proxy, tz=tz, role=role, workers=workers, on_event=on_event)
+    print_ingest_report(report)
+    return report
+
+
+def print_ingest_report(report: Any) -> None:
+    t = report.totals()
+    table = Table(title="Ingested", title_justify="left")
+    for col in ("format", "files", "lines", "events", "rejected"):
+        table.add_column(col, justify="right" if col != "format" else "left")
+    for name, v in sorted(t["formats"].items()):
+        table.add_row(name, f"{v['files']:,}", f"{v['lines']:,}", f"{v['rows']:,}", f"{v['rejected']:,}")
+    table.add_row("[bold]total", "", f"[bold]{t['lines']:,}", f"[bold]{t['rows']:,}", f"[bold]{t['rejected']:,}")
+    out.print(table)
+    check = "ok" if t["rows"] + t["rejected"] == t["lines"] else "MISMATCH"
+    out.print(f"events + rejected = lines read: {t['rows']:,} + {t['rejected']:,} = {t['lines']:,} ({check})")
+    status = t["status"]
+    if t["already_in_case"]:
+        out.print(f"{t['already_in_case']} file(s) already in the case: skipped")
+    for f in report.files:
+        if f.status in ("unknown", "error", "partial", "duplicate", "empty"):
+            detail = f.error or (f"duplicate of {f.duplicate_of}" if f.duplicate_of else "; ".join(f.notes))
+            out.print(f"  {f.status:9} {terminal(f.path, 120)}  {terminal(detail, 200)}")
+    if status.get("unknown"):
+        out.print(f"{status['unknown']} file(s) in no known format: listed in manifest.json, not parsed "
+                  "(try --format or --log-format)")
+
+
+@main.command()
+@ingest_options
+def ingest(**kwargs: Any) -> None:
+    """Read evidence files, directories or globs into the case's event store.
+
+    \b
+    Example:
+      forensics ingest /evidence/nginx /evidence/AWSLogs --case case/
+      forensics ingest access.log* --case case/ --log-format '$remote_addr [$time_local] "$request" $status'
+    """
+    run_ingest(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+@main.command()
+@case_option
+@click.argument("sql")
+@click.option("--output", "-o", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown in table mode.")
+def query(case_dir: str, sql: str, output: str, limit: int) -> None:
+    """Ad-hoc polars SQL over the case: tables events, all_events, rejects (and inventory).
+
+    \b
+    Example:
+      forensics query --case case/ "SELECT endpoint, count(*) AS n FROM events GROUP BY endpoint ORDER BY n DESC"
+    """
+    frame = api.query(case_dir, sql)
+    _log(case_dir, "query", sql=sql)
+    if output == "csv":
+        from .safe import neutralize_csv
+
+        sys.stdout.write(neutralize_csv(_plain(frame)).write_csv())
+    elif output == "json":
+        sys.stdout.write(frame.write_ndjson())
+    else:
+        print_frame(frame, limit=limit)
+
+
+def _plain(frame: Any) -> Any:
+    import polars as pl
+
+    return frame.with_columns([pl.col(c).cast(pl.String) for c, d in frame.schema.items() if d == pl.Categorical])
+
+
+def print_frame(frame: Any, limit: int = 50, title: str | None = None) -> None:
+    table = Table(title=title, title_justify="left")
+    for name in frame.columns:
+        table.add_column(name, overflow="fold")
+    for row in frame.head(limit).iter_rows():
+        table.add_row(*[Text(terminal(v, 80)) if v is not None else "" for v in row])
+    out.print(table)
+    if frame.height > limit:
+        out.print(f"({frame.height:,} rows, {limit} shown)")
+
+
+# --------------------------------------------------------------------------------------------------
+@main.command()
+def formats() -> None:
+    """List every format that can be read, and how each is recognised."""
+    from .ingest import INGESTORS, preset_names
+
+    table = Table(title="Formats", title_justify="left")
+    table.add_column("name")
+    table.add_column("reads")
+    table.add_column("recognised by")
+    table.add_column("role")
+    for ing in INGESTORS:
+        table.add_row(ing.name, ing.description, ing.recognised_by, ing.default_role)
+    out.print(table)
+    presets = sorted(k for k in preset_names() if ":" in k)
+    out.print("Presets (--format NAME): " + ", ".join(presets))
+    out.print("Any nginx log_format or Apache LogFormat string: --log-format STRING")
+
+
+# --------------------------------------------------------------------------------------------------
+def print_summary(case_dir: str) -> None:
+    s = api.summary(case_dir)
+    out.print(f"[bold]Case[/] {terminal(s['case'])}: {s['events']:,} traffic events from {s['inputs']} input(s)")
+    if s["first_ts"] is not None:
+        out.print(f"Time range (UTC): {s['first_ts']:%Y-%m-%d %H:%M:%S} → {s['last_ts']:%Y-%m-%d %H:%M:%S}")
+    out.print(f"Lines read {s['lines']:,}; rejected {s['rejected']:,}; distinct clients {s['clients']:,}")
+    if s["reference_files"]:
+        out.print(f"Reference sources (not counted as traffic): {len(s['reference_files'])}")
+    print_frame(s["by_source"], title="Sources")
+    print_frame(s["top_clients"], title="Top clients")
+    print_frame(s["top_endpoints"], title="Top endpoints")
+
+
+@main.command()
+@case_option
+def summary(case_dir: str) -> None:
+    """Sources, time range, top clients and top endpoints of a case."""
+    print_summary(case_dir)
+
+
+@main.command()
+@ingest_options
+def investigate(**kwargs: Any) -> None:
+    """Run every stage on the evidence: ingest, then summarise the case.
+
+    \b
+    Example:
+      forensics investigate sample_logs/ --case case/
+    """
+    run_ingest(**kwargs)
+    print_summary(kwargs["case_dir"])
+
+
+@functools.cache
+def _commands() -> list[str]:
+    return sorted(main.commands)

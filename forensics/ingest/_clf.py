@@ -1,0 +1,211 @@
+"""Shared parsing for combined-log-like formats (nginx, Apache, and any log_format/LogFormat string).
+
+Lines go through stages, each on the lines the previous ones did not match:
+
+1. each candidate format's *fast* regex (no alternation; the common case, almost every line);
+2. its *escape-tolerant* regex (Apache's ``\\"`` inside quoted fields);
+3. for the stock CLF family, one *lenient* CLF regex that accepts what real servers write around the
+   stock layout: a vhost or ``vhost:port`` prefix, a quoted X-Forwarded-For prefix, an address list in
+   place of ``$remote_addr``, a missing ident column, a missing referer/user agent;
+4. whatever is left is a reject, with a reason: blank, an error-log line, truncated, or not the format.
+
+A line whose request is odd (binary, ``""``, spaces) still matches: it is an event with its raw
+``request`` kept. A line whose timestamp does not parse is a reject.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from .base import Detection, FileContext, empty_reject_rows, reject_frame, sniff_lines
+from .logformat import CompiledFormat, Field, to_events
+
+# The lenient stage: prefix before "[time]" is split afterwards (vhost, address or list, ident, user).
+_LENIENT_RE = (
+    r'^(.*?) ?\[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\S+) (\S+)'
+    r'(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?(?: "((?:[^"\\]|\\.)*)")?'
+)
+_LENIENT_FIELDS = ("prefix", "time_local", "request", "status", "body_bytes_sent", "http_referer",
+                   "http_user_agent", "http_x_forwarded_for")
+LENIENT = CompiledFormat(
+    name="clf_lenient",
+    dialect="nginx",
+    source="(lenient CLF)",
+    fields=tuple(Field(n, n, False) for n in _LENIENT_FIELDS),
+    regex=_LENIENT_RE,
+    tolerant_regex=_LENIENT_RE,
+)
+
+_ERROR_NGINX = r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[[a-z]+\] "
+_ERROR_APACHE = r"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d [\d:.]+ \d{4}\] \["
+
+
+def _extract(frame: pl.DataFrame, regex: str, fields: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Apply one regex: (matched rows with f_<field> columns, unmatched rows)."""
+    groups = pl.col("line").str.extract_groups(regex)
+    ex = frame.with_columns(groups.alias("_g"))
+    first = pl.col("_g").struct.field("1")
+    matched = ex.filter(first.is_not_null())
+    rest = ex.filter(first.is_null()).drop("_g")
+    names = {str(i + 1): f"f_{f}" for i, f in enumerate(fields)}
+    matched = matched.with_columns(pl.col("_g").struct.rename_fields([names[k] for k in sorted(names, key=int)]))
+    matched = matched.unnest("_g").drop("line")
+    return matched, rest
+
+
+def _lenient_prefix(frame: pl.DataFrame) -> pl.DataFrame:
+    """Split the lenient stage's prefix: ``["xff" ][vhost ]addr[ ident] user``."""
+    quoted = pl.col("f_prefix").str.extract(r'^"([^"]*)"')
+    rest = pl.col("f_prefix").str.replace(r'^"[^"]*"\s*', "").str.replace_all(r",\s+", ",")
+    frame = frame.with_columns(quoted.alias("_qxff"), rest.str.split(" ").alias("_tok"))
+    n = pl.col("_tok").list.len()
+    tok = pl.col("_tok")
+    first = tok.list.get(n - 4, null_on_oob=True)
+    # A leading token that is an address (list) is an unquoted "$http_x_forwarded_for $remote_addr" prefix.
+    first_is_addr = first.str.contains(r"^[0-9A-Fa-f:.,\[\]]+$") & first.str.contains(r"[.:]")
+    frame = frame.with_columns(
+        pl.when(n >= 3).then(tok.list.get(n - 3, null_on_oob=True)).otherwise(tok.list.first()).alias("f_remote_addr"),
+        pl.when(n >= 2).then(tok.list.last()).alias("f_remote_user"),
+        pl.when((n >= 4) & ~first_is_addr).then(first).alias("f_server_name"),
+        pl.coalesce(
+            pl.col("f_http_x_forwarded_for"), pl.col("_qxff"), pl.when((n >= 4) & first_is_addr).then(first)
+        ).alias("f_http_x_forwarded_for"),
+    )
+    # A "vhost:port" prefix: the port is the server's, the name is the virtual host.
+    frame = frame.with_columns(pl.col("f_server_name").str.replace(r":\d+$", ""))
+    return frame.drop("_qxff", "_tok", "f_prefix")
+
+
+def classify_rejects(rest: pl.DataFrame, fmt_label: str) -> pl.DataFrame:
+    """Why each unmatched line is not an event."""
+    line = pl.col("line")
+    reason = (
+        pl.when(line.str.strip_chars() == "")
+        .then(pl.lit("blank line"))
+        .when(line.str.contains(_ERROR_NGINX))
+        .then(pl.lit("nginx error.log line, not an access-log entry"))
+        .when(line.str.contains(_ERROR_APACHE))
+        .then(pl.lit("Apache error_log line, not an access-log entry"))
+        .when(line.str.contains(r'\] "') & (line.str.count_matches(r'(?:^|[^\\])"') % 2 == 1))
+        .then(pl.lit("truncated line: a quoted field is never closed"))
+        .otherwise(pl.lit(f"does not match the {fmt_label} format"))
+    )
+    return reject_frame(rest, reason)
+
+
+def parse_clf(
+    frame: pl.DataFrame, formats: list[CompiledFormat], lenient: bool, fmt_label: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines → (intermediate event columns, reject rows)."""
+    outs: list[pl.DataFrame] = []
+    rest = frame
+    stages: list[tuple[CompiledFormat, str]] = []
+    for fmt in formats:
+        stages.append((fmt, fmt.regex))
+    for fmt in formats:
+        if fmt.tolerant_regex != fmt.regex:
+            stages.append((fmt, fmt.tolerant_regex))
+    if lenient:
+        stages.append((LENIENT, LENIENT.regex))
+    for fmt, regex in stages:
+        if rest.height == 0:
+            break
+        matched, rest = _extract(rest, regex, fmt.field_names)
+        if matched.height == 0:
+            continue
+        if fmt is LENIENT:
+            matched = _lenient_prefix(matched)
+        outs.append(to_events(matched, fmt))
+    events = pl.concat(outs, how="diagonal_relaxed") if outs else pl.DataFrame()
+    rejects = [classify_rejects(rest, fmt_label)] if rest.height else []
+    if events.height and "ts" in events.columns:
+        bad_ts = events.filter(pl.col("ts").is_null())
+        if bad_ts.height:
+            rejects.append(reject_frame(bad_ts, "unparseable timestamp"))
+            events = events.filter(pl.col("ts").is_not_null())
+    elif events.height:
+        rejects.append(reject_frame(events, "format has no timestamp variable"))
+        events = events.clear()
+    rej = pl.concat(rejects) if rejects else empty_reject_rows()
+    return events.drop("_idx", strict=False), rej
+
+
+# --------------------------------------------------------------------------------------------------
+# Detection
+
+
+def _py(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
+
+
+_PY_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _match(regex: str, line: str) -> bool:
+    pat = _PY_CACHE.get(regex)
+    if pat is None:
+        pat = _PY_CACHE[regex] = _py(regex)
+    return pat.search(line) is not None
+
+
+_TS_RE = re.compile(r"\d{1,2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}")
+
+
+def sniff_clf(
+    name: str, lines: list[str], candidates: dict[str, CompiledFormat], lenient: bool, bonus: float = 0.0
+) -> Detection | None:
+    """Trial-parse the head lines with every candidate format; best first.
+
+    Confidence is the share of non-blank head lines that parse (lenient-only matches count 0.8), plus a
+    small dialect ``bonus`` that breaks ties between nginx and Apache, which write identical lines.
+    """
+    body = sniff_lines(lines)
+    if not body:
+        return None
+    if not any("[" in ln for ln in body[:50]):  # cheap literal check: CLF-like lines carry [time]
+        return None
+    counts: dict[str, int] = {}
+    matched_any = [False] * len(body)
+    lenient_only = [False] * len(body)
+    for key, fmt in candidates.items():
+        c = 0
+        for i, ln in enumerate(body):
+            if _match(fmt.regex, ln) or _match(fmt.tolerant_regex, ln):
+                c += 1
+                matched_any[i] = True
+        counts[key] = c
+    if lenient:
+        for i, ln in enumerate(body):
+            if not matched_any[i] and _match(LENIENT.regex, ln) and _TS_RE.search(ln):
+                lenient_only[i] = True
+    strict = sum(matched_any)
+    loose = sum(lenient_only)
+    if strict + loose == 0:
+        return None
+    order = [k for k in sorted(counts, key=lambda k: -counts[k]) if counts[k] > 0]
+    # Up to 0.8 from the lines, the rest from dialect hints, so hints still rank two perfect parses.
+    conf = min(1.0, 0.8 * (strict + 0.8 * loose) / len(body) + bonus)
+    if conf < 0.25:
+        return None
+    variant = order[0] if order else "clf_lenient"
+    how = f"{strict + loose}/{len(body)} head lines parse as {name} " + (
+        "/".join(order) if order else "CLF (lenient)"
+    )
+    return Detection(ingestor=name, confidence=round(conf, 3), how=how, params={"formats": order}, variant=variant)
+
+
+def run(
+    ingestor_name: str, frame: pl.DataFrame, ctx: FileContext, presets: dict[str, CompiledFormat], lenient: bool
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Parse with the formats detection chose (or the user's)."""
+    custom = ctx.detection.params.get("compiled")
+    if custom is not None:
+        formats = [custom]
+        lenient = False
+    else:
+        names = ctx.detection.params.get("formats") or list(presets)
+        formats = [presets[n] for n in names if n in presets]
+    label = "/".join(f.name for f in formats) if formats else ingestor_name
+    return parse_clf(frame, formats, lenient, f"{ingestor_name} {label}")

@@ -1,0 +1,312 @@
+"""What every ingestor is, and the normalisation every ingestor's output goes through.
+
+An ingestor recognises its format (:meth:`Ingestor.sniff`: a cheap literal check, then a trial parse of
+the first lines, giving a confidence) and parses it: line formats get a frame of lines and return
+intermediate columns; document formats (HAR, JSON blobs) stream their records. :func:`finalize` then
+does what is common to all: client resolution, request-line and URL splitting, unescaping, credential
+masking, endpoint templating, provenance, and the one event schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import polars as pl
+
+from ..clients import Network, resolve_clients
+from ..endpoints import template_paths
+from ..schema import conform, conform_rejects
+from ..secrets import auth_from_header, fingerprint, mask_series
+from ._time import LocalizeStats, localize
+from .reader import MAX_LINE, EvidenceFile
+
+ROLES = ("traffic", "reference")
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """What the user said about the evidence (CLI options of ``forensics ingest``)."""
+
+    format: str | None = None  # ingestor or preset name; None = detect
+    log_format: str | None = None  # nginx log_format / Apache LogFormat string
+    trusted_proxies: tuple[str, ...] = ()
+    tz: str | None = None  # zone for sources that write local time without an offset
+    role: str | None = None  # None = the ingestor's default
+    max_line: int = MAX_LINE
+
+
+@dataclass
+class Detection:
+    """An ingestor's claim on a file."""
+
+    ingestor: str
+    confidence: float
+    how: str  # human-readable: what matched
+    params: dict[str, Any] = field(default_factory=dict)
+    variant: str | None = None
+
+
+@dataclass
+class FileContext:
+    """Everything a parse needs to know about the file beyond its bytes."""
+
+    source_file: str  # path as recorded in the manifest
+    observer: str
+    options: IngestOptions
+    nets: list[Network]
+    detection: Detection
+    tz_stats: LocalizeStats = field(default_factory=LocalizeStats)
+    notes: list[str] = field(default_factory=list)
+
+
+class Ingestor:
+    """Base class: a format that can be recognised and parsed."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # one line: what it reads
+    recognised_by: ClassVar[str] = ""  # one line: how detection recognises it
+    default_role: ClassVar[str] = "traffic"
+    invalid_utf8: ClassVar[str] = "escape"  # how the reader repairs invalid UTF-8 for this format
+    line_based: ClassVar[bool] = True
+
+    def sniff(self, lines: list[str], path: str) -> Detection | None:
+        raise NotImplementedError
+
+    def parse(self, frame: pl.DataFrame, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Line formats: ``frame`` has ``line``, ``source_line``, ``_idx``; return (events, rejects).
+
+        Rejects carry ``_idx`` and ``reason``; events carry ``source_line`` and any event or intermediate
+        columns (see :func:`finalize`).
+        """
+        raise NotImplementedError
+
+    def read_document(
+        self, evidence: EvidenceFile, ctx: FileContext
+    ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, int]]:
+        """Document formats: yield (events, rejects, records read) batches; rejects are full reject rows."""
+        raise NotImplementedError
+
+
+def sniff_lines(lines: list[str]) -> list[str]:
+    """The non-blank head lines detection judges on."""
+    return [ln for ln in lines if ln.strip()]
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers shared by formats.
+
+_UNESCAPE_RE = re.compile(r"\\x([0-9A-Fa-f]{2})|\\([\"\\])")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def unescape_text(value: str | None) -> str | None:
+    """Undo nginx (``\\xHH``) and Apache (``\\xhh``, ``\\"``, ``\\\\``) escaping when the result is text.
+
+    A UTF-8 user agent logged as ``Caf\\xC3\\xA9`` becomes ``Café``. When the bytes are not valid UTF-8
+    or contain control characters (binary sent to an HTTP port) the escaped form is kept: it is the
+    exact record, and safe to display.
+    """
+    if value is None or "\\" not in value:
+        return value
+    out = bytearray()
+    pos = 0
+    for m in _UNESCAPE_RE.finditer(value):
+        out += value[pos : m.start()].encode("utf-8")
+        out += bytes([int(m.group(1), 16)]) if m.group(1) else m.group(2).encode()
+        pos = m.end()
+    out += value[pos:].encode("utf-8")
+    try:
+        text = out.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+    if _CONTROL_RE.search(text):
+        return value
+    return text
+
+
+def unescape_series(values: pl.Series) -> pl.Series:
+    """Vectorised selection, scalar work only on the rows that contain a backslash."""
+    hit = values.str.contains("\\", literal=True).fill_null(False)
+    if not hit.any():
+        return values
+    idx = hit.arg_true()
+    fixed = pl.Series([unescape_text(v) for v in values.gather(idx).to_list()], dtype=pl.String)
+    return values.scatter(idx, fixed)
+
+
+# "GET /path?x HTTP/1.1" → method, target, protocol. The target may contain spaces ("/a[ ]b"):
+# the method is split off the left and the protocol off the right.
+_REQUEST_RE = r"^([A-Za-z][A-Za-z0-9_-]*) (.*?)(?: (HTTP/[0-9.]+|HTTP))?$"
+_URL_RE = r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)$"
+
+
+def split_request(frame: pl.DataFrame) -> pl.DataFrame:
+    """``request_line`` → method, target, protocol; the raw line kept in ``request`` when unreadable."""
+    if "request_line" not in frame.columns:
+        return frame
+    parts = pl.col("request_line").str.extract_groups(_REQUEST_RE)
+    frame = frame.with_columns(parts.alias("_rq"))
+    method = pl.col("_rq").struct.field("1")
+    target = pl.col("_rq").struct.field("2")
+    protocol = pl.col("_rq").struct.field("3")
+    readable = method.is_not_null() & (target.str.len_bytes() > 0)
+    cols = {
+        "method": pl.when(readable).then(method),
+        "target": pl.when(readable).then(target),
+        "protocol": pl.when(readable).then(protocol),
+        "request": pl.when(~readable).then(pl.col("request_line")),
+    }
+    exprs = []
+    for name, expr in cols.items():
+        if name in frame.columns and name != "request":
+            expr = pl.coalesce(pl.col(name), expr)
+        exprs.append(expr.alias(name))
+    return frame.with_columns(exprs).drop("_rq", "request_line")
+
+
+def split_target(frame: pl.DataFrame) -> pl.DataFrame:
+    """``target`` (path?query, or an absolute URL) → scheme, host, path, query."""
+    if "target" not in frame.columns:
+        return frame
+    absolute = pl.col("target").str.extract_groups(_URL_RE)
+    frame = frame.with_columns(absolute.alias("_u"))
+    is_abs = pl.col("_u").struct.field("1").is_not_null()
+    rest = pl.when(is_abs).then(pl.col("_u").struct.field("3")).otherwise(pl.col("target"))
+    frame = frame.with_columns(rest.alias("_rest"))
+    split = pl.col("_rest").str.splitn("?", 2)
+    path = split.struct.field("field_0")
+    path = pl.when(is_abs & (path == "")).then(pl.lit("/")).otherwise(path)
+    new = {
+        "path": path,
+        "query": split.struct.field("field_1"),
+        "scheme": pl.when(is_abs).then(pl.col("_u").struct.field("1").str.to_lowercase()),
+        "host": pl.when(is_abs).then(pl.col("_u").struct.field("2")),
+    }
+    exprs = []
+    for name, expr in new.items():
+        if name in frame.columns:
+            expr = pl.coalesce(pl.col(name), expr) if name in ("scheme", "host") else pl.coalesce(expr, pl.col(name))
+        exprs.append(expr.alias(name))
+    return frame.with_columns(exprs).drop("_u", "_rest", "target")
+
+
+def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fingerprint logged credentials (Authorization, API-key header, api_key in the query) into principal/auth."""
+    updates: dict[str, pl.Series] = {}
+    n = frame.height
+    principal = frame.get_column("principal") if "principal" in frame.columns else pl.Series([None] * n, dtype=pl.String)
+    auth = pl.Series("auth", [None] * n, dtype=pl.String)
+    # Basic-auth user names ($remote_user / %u) are identities, not secrets.
+    if "principal" in frame.columns:
+        auth = pl.select(pl.when(principal.is_not_null()).then(pl.lit("basic"))).to_series()
+    if "authorization" in frame.columns:
+        uniq = frame.get_column("authorization").drop_nulls().unique().to_list()
+        mapping = {v: auth_from_header(v) for v in uniq}
+        col = frame.get_column("authorization")
+        kinds = col.replace_strict({k: v[0] for k, v in mapping.items()}, default=None, return_dtype=pl.String)
+        fps = col.replace_strict({k: v[1] for k, v in mapping.items()}, default=None, return_dtype=pl.String)
+        principal = pl.select(pl.coalesce(fps, principal)).to_series()
+        auth = pl.select(pl.coalesce(kinds, auth)).to_series()
+    if "api_key" in frame.columns:
+        col = frame.get_column("api_key")
+        uniq = col.drop_nulls().unique().to_list()
+        fps = col.replace_strict({v: fingerprint(v) for v in uniq}, default=None, return_dtype=pl.String)
+        principal = pl.select(pl.coalesce(principal, fps)).to_series()
+        auth = pl.select(pl.coalesce(auth, pl.when(fps.is_not_null()).then(pl.lit("apikey")))).to_series()
+    if "query" in frame.columns:
+        # After masking, a credential parameter reads "api_key=fp:…": that fingerprint names the caller.
+        fp = frame.get_column("query").str.extract(
+            r"(?i)(?:^|&)(?:api[_-]?key|apikey|key|access[_-]?token|token)=(fp:[0-9a-f]{16})"
+        )
+        principal = pl.select(pl.coalesce(principal, fp)).to_series()
+        auth = pl.select(
+            pl.coalesce(auth, pl.when(fp.is_not_null()).then(pl.lit("apikey")))
+        ).to_series()
+    if "cookie" in frame.columns:
+        col = frame.get_column("cookie")
+        uniq = col.drop_nulls().unique().to_list()
+        fps = col.replace_strict({v: fingerprint(v) for v in uniq}, default=None, return_dtype=pl.String)
+        principal = pl.select(pl.coalesce(principal, fps)).to_series()
+        auth = pl.select(pl.coalesce(auth, pl.when(fps.is_not_null()).then(pl.lit("cookie")))).to_series()
+    updates["principal"] = principal.alias("principal")
+    updates["auth"] = auth.alias("auth")
+    drop = [c for c in ("authorization", "api_key", "cookie") if c in frame.columns]
+    return frame.with_columns(list(updates.values())).drop(drop)
+
+
+#: Free-text columns that may carry credentials; masked in every event.
+MASKED_COLUMNS = ["query", "request", "referer", "extra", "path", "user_agent"]
+
+
+def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.DataFrame:
+    """Intermediate columns → the event schema. Common to every ingestor."""
+    if frame.height == 0:
+        return conform(frame)
+    from .logformat import ESCAPED_COLUMNS
+
+    if "ts" in frame.columns and frame.schema["ts"] == pl.Datetime("us"):  # naive local time
+        tz = ctx.options.tz or "UTC"
+        if ctx.options.tz is None and "local times read as UTC (no --tz given)" not in ctx.notes:
+            ctx.notes.append("local times read as UTC (no --tz given)")
+        frame = frame.with_columns(localize(frame.get_column("ts"), tz, ctx.tz_stats).alias("ts"))
+    frame = split_request(frame)
+    frame = split_target(frame)
+    esc = [c for c in ESCAPED_COLUMNS if c in frame.columns and frame.schema[c] == pl.String]
+    if esc:
+        frame = frame.with_columns([unescape_series(frame.get_column(c)).alias(c) for c in esc])
+    if "remote_addr" in frame.columns:
+        frame = resolve_clients(frame, ctx.nets).drop([c for c in ("remote_addr", "xff") if c in frame.columns])
+    if "server_name" in frame.columns:
+        frame = frame.with_columns(
+            (pl.coalesce("host", "server_name") if "host" in frame.columns else pl.col("server_name")).alias("host")
+        ).drop("server_name")
+    if "bytes_out_total" in frame.columns:
+        expr = pl.col("bytes_out_total")
+        if "bytes_out" in frame.columns:
+            expr = pl.coalesce("bytes_out", "bytes_out_total")
+        frame = frame.with_columns(expr.alias("bytes_out")).drop("bytes_out_total")
+    for c in MASKED_COLUMNS:
+        if c in frame.columns and frame.schema[c] == pl.String:
+            frame = frame.with_columns(mask_series(frame.get_column(c)).alias(c))
+    frame = _principal_from_headers(frame)
+    if "path" in frame.columns:
+        frame = frame.with_columns(template_paths(frame.get_column("path")).alias("endpoint"))
+    observer = pl.lit(ctx.observer)
+    if "observer" in frame.columns:
+        observer = pl.coalesce(pl.col("observer").cast(pl.String), observer)
+    frame = frame.with_columns(
+        pl.lit(source_format).alias("source_format"),
+        observer.alias("observer"),
+        pl.lit(ctx.source_file).alias("source_file"),
+    )
+    return conform(frame)
+
+
+def reject_frame(frame: pl.DataFrame, reason: str | pl.Expr) -> pl.DataFrame:
+    """Rows of a lines frame (``_idx``, ``source_line``) as rejects with a reason (text added later)."""
+    r = reason if isinstance(reason, pl.Expr) else pl.lit(reason)
+    return frame.select("_idx", "source_line", r.alias("reason"))
+
+
+def empty_reject_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema={"_idx": pl.UInt32, "source_line": pl.UInt64, "reason": pl.String})
+
+
+__all__ = [
+    "ROLES",
+    "Detection",
+    "FileContext",
+    "IngestOptions",
+    "Ingestor",
+    "conform_rejects",
+    "empty_reject_rows",
+    "finalize",
+    "reject_frame",
+    "sniff_lines",
+    "split_request",
+    "split_target",
+    "unescape_text",
+]

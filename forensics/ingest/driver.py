@@ -1,0 +1,276 @@
+"""The ingest driver: resolve sources, plan units, run them (in-process or in a spawn pool), commit.
+
+The driver is the only writer of manifest.json. It decides duplicates (content already in the case,
+also a rotated-and-compressed copy), renames the units' temporary parts into place, and appends the
+manifest entries last, so a crash never leaves a half-ingested file visible.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import multiprocessing
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..case import Case
+from ..errors import ForensicsError
+from .base import IngestOptions
+from .unit import FileResult, FileTask, PartInfo, UnitResult, UnitTask, new_run_id, run_unit
+
+UNIT_MAX_FILES = 150
+UNIT_MAX_BYTES = 256 * 1024 * 1024
+POOL_MIN_BYTES = 16 * 1024 * 1024
+
+_ROTATION = re.compile(r"(\.(gz|bz2|zst|xz))$|([.-]\d+)$|(-\d{8}(\d{2})?)$")
+
+
+def rotation_base(rel_path: str) -> str:
+    """``gw1/access.log.2.gz`` → ``gw1/access.log``: the logrotate set a file belongs to."""
+    base = rel_path
+    for _ in range(3):
+        stripped = _ROTATION.sub("", base)
+        if stripped == base:
+            break
+        base = stripped
+    return base
+
+
+@dataclass
+class IngestReport:
+    """What one ``forensics ingest`` did, for the closing summary."""
+
+    files: list[FileResult] = field(default_factory=list)
+    skipped_known: list[str] = field(default_factory=list)
+
+    def totals(self) -> dict[str, Any]:
+        per_format: dict[str, dict[str, int]] = defaultdict(lambda: {"files": 0, "lines": 0, "rows": 0, "rejected": 0})
+        for f in self.files:
+            if f.status in ("ingested", "partial"):
+                t = per_format[f.format or "?"]
+                t["files"] += 1
+                t["lines"] += f.lines_read
+                t["rows"] += f.rows
+                t["rejected"] += f.rejected
+        by_status: dict[str, int] = defaultdict(int)
+        for f in self.files:
+            by_status[f.status] += 1
+        return {
+            "lines": sum(f.lines_read for f in self.files if f.status in ("ingested", "partial")),
+            "rows": sum(f.rows for f in self.files if f.status in ("ingested", "partial")),
+            "rejected": sum(f.rejected for f in self.files if f.status in ("ingested", "partial")),
+            "bytes": sum(f.bytes for f in self.files),
+            "status": dict(by_status),
+            "formats": dict(per_format),
+            "already_in_case": len(self.skipped_known),
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources
+
+
+def resolve_sources(sources: Iterable[str]) -> tuple[Path, list[Path]]:
+    """Files, directories (recursive) and globs → (evidence root, files). Missing paths are an error."""
+    files: list[Path] = []
+    anchors: list[Path] = []
+    for src in sources:
+        matches = [Path(p) for p in sorted(glob.glob(src, recursive=True))] if glob.has_magic(src) else [Path(src)]
+        if not matches or not all(m.exists() for m in matches):
+            raise ForensicsError(f"no such file or directory: {src}", hint="check the path (globs are expanded)")
+        for m in matches:
+            m = m.resolve()
+            if m.is_dir():
+                anchors.append(m.parent)
+                files.extend(p for p in sorted(m.rglob("*")) if p.is_file() and not p.is_symlink())
+            elif m.is_file():
+                anchors.append(m.parent)
+                files.append(m)
+            else:
+                raise ForensicsError(f"not a regular file or directory: {m}")
+    if not files:
+        raise ForensicsError("no files found in the given sources", hint="give files, directories or globs")
+    root = Path(os.path.commonpath([str(a) for a in anchors]))
+    unique = list(dict.fromkeys(files))
+    return root, unique
+
+
+def check_case_location(case_dir: Path, sources: Iterable[str]) -> None:
+    """A case inside the evidence would ingest itself and modify the evidence: refuse."""
+    case = case_dir.resolve()
+    for src in sources:
+        base = Path(src.split("*", 1)[0] or ".").resolve()
+        if base.is_dir() and (case == base or base in case.parents):
+            raise ForensicsError(
+                f"the case directory {case_dir} is inside the evidence {src}",
+                hint="put --case outside the evidence; evidence is read-only",
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning
+
+
+def plan_units(tasks: list[FileTask], run_id: str, case_dir: str, options: IngestOptions) -> list[UnitTask]:
+    """Batch files into units: a logrotate set stays together (its copies deduplicate inside one unit),
+    many small files share a unit, a big file gets its own."""
+    sets: dict[str, list[FileTask]] = defaultdict(list)
+    for t in tasks:
+        sets[rotation_base(t.rel_path)].append(t)
+    units: list[list[FileTask]] = []
+    current: list[FileTask] = []
+    size = 0
+    for key in sorted(sets, key=lambda k: -sum(t.size for t in sets[k])):
+        group = sets[key]
+        gsize = sum(t.size for t in group)
+        if current and (len(current) + len(group) > UNIT_MAX_FILES or size + gsize > UNIT_MAX_BYTES):
+            units.append(current)
+            current, size = [], 0
+        current.extend(group)
+        size += gsize
+    if current:
+        units.append(current)
+    return [UnitTask(f"{run_id}-{i:04d}", case_dir, tuple(u), options) for i, u in enumerate(units)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Running
+
+
+@contextmanager
+def _worker_env(threads: int):
+    """Spawned workers inherit the environment at spawn: cap polars' pool per worker."""
+    old = os.environ.get("POLARS_MAX_THREADS")
+    os.environ["POLARS_MAX_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("POLARS_MAX_THREADS", None)
+        else:
+            os.environ["POLARS_MAX_THREADS"] = old
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+Callback = Callable[[str, dict[str, Any]], None]
+
+
+def ingest(
+    sources: list[str],
+    case_dir: str | os.PathLike[str],
+    options: IngestOptions | None = None,
+    *,
+    workers: int | None = None,
+    on_event: Callback | None = None,
+) -> IngestReport:
+    """Ingest evidence into a case. ``on_event(kind, data)`` reports progress (plan, lines, unit, file)."""
+    options = options or IngestOptions()
+    notify = on_event or (lambda kind, data: None)
+    check_case_location(Path(case_dir), sources)
+    root, files = resolve_sources(sources)
+    case_path = Path(case_dir).resolve()
+    files = [f for f in files if case_path not in f.parents]
+    case = Case.create(case_dir)
+    manifest = case.load_manifest()
+    report = IngestReport()
+
+    # Already in the case: same size and same sha256 of the stored file → nothing to do.
+    by_size: dict[int, set[str]] = defaultdict(set)
+    for e in manifest["inputs"]:
+        by_size[e.get("bytes", -1)].add(e.get("sha256", ""))
+    known_paths = {e["path"]: e.get("content_sha256") for e in manifest["inputs"]}
+    tasks: list[FileTask] = []
+    for f in files:
+        size = f.stat().st_size
+        rel = f.relative_to(root).as_posix()
+        if size in by_size and _sha256_file(f) in by_size[size]:
+            report.skipped_known.append(rel)
+            continue
+        if rel in known_paths:  # same name, different content: keep both, apart
+            rel = f"{rel}@{_sha256_file(f)[:12]}"
+        tasks.append(FileTask(str(f), rel, rotation_base(rel), size))
+
+    run_id = new_run_id()
+    units = plan_units(tasks, run_id, str(case.path), options)
+    total_bytes = sum(t.size for t in tasks)
+    notify("plan", {"files": len(tasks), "bytes": total_bytes, "units": len(units), "known": len(report.skipped_known)})
+    known_content = {e["content_sha256"]: e["path"] for e in manifest["inputs"] if e.get("content_sha256")
+                     and e.get("status") in ("ingested", "partial", "unknown", "empty")}
+
+    def commit(res: UnitResult) -> None:
+        _commit_unit(case, manifest, res, known_content)
+        case.save_manifest(manifest)
+        report.files.extend(res.files)
+        notify("unit", {"files": len(res.files), "bytes": sum(f.bytes for f in res.files),
+                        "lines": sum(f.lines_read for f in res.files)})
+
+    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    use_pool = n_workers > 1 and len(units) > 1 and total_bytes >= POOL_MIN_BYTES
+    if use_pool:
+        ctx = multiprocessing.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // n_workers)
+        with _worker_env(threads), ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            futures = [pool.submit(run_unit, u) for u in units]
+            for fut in as_completed(futures):
+                commit(fut.result())
+    else:
+        for u in units:
+            commit(run_unit(u, progress=lambda lines, nbytes: notify("lines", {"lines": lines, "bytes": nbytes})))
+    case.remove_orphans()
+    return report
+
+
+def _commit_unit(case: Case, manifest: dict[str, Any], res: UnitResult, known: dict[str, str]) -> None:
+    """Decide duplicates, move the unit's parts into place, then record its files in the manifest."""
+    dropped: list[str] = []
+    for f in res.files:
+        if f.status in ("ingested", "partial", "unknown", "empty") and f.content_sha256:
+            first = known.get(f.content_sha256)
+            if first is not None and first != f.path:
+                f.status, f.duplicate_of = "duplicate", first
+                f.notes.append(f"same decompressed content as {first}: adds nothing")
+                dropped.append(f.path)
+                continue
+            known[f.content_sha256] = f.path
+    parts = res.parts
+    if dropped:
+        parts = [_drop_files(case, p, set(dropped)) for p in parts]
+    for p in parts:
+        if p is None:
+            continue
+        os.replace(case.path / p.tmp, case.path / p.path)
+        manifest["parts"].append({"path": p.path, "kind": p.kind, "rows": p.rows, "files": p.files})
+    for f in res.files:
+        if f.status == "duplicate":
+            f.rows = f.rejected = 0  # its lines were read and matched an earlier copy; none were kept
+        manifest["inputs"].append(f.entry())
+
+
+def _drop_files(case: Case, part: PartInfo, drop: set[str]) -> PartInfo | None:
+    """Rewrite a temporary part without the rows of duplicate files (rare: a copy in the same unit)."""
+    if not drop & set(part.files):
+        return part
+    path = case.path / part.tmp
+    frame = pl.read_parquet(path)
+    frame = frame.filter(~pl.col("source_file").cast(pl.String).is_in(list(drop)))
+    if frame.height == 0:
+        path.unlink()
+        return None
+    frame.write_parquet(path, compression="zstd", statistics=True)
+    return PartInfo(part.path, part.tmp, part.kind, frame.height, sorted(set(part.files) - drop))

@@ -1,0 +1,124 @@
+"""nginx ``escape=json`` access logs: one JSON object a line, keys chosen by the administrator.
+
+``log_format j escape=json '{"time_local":"$time_local","remote_addr":"$remote_addr",…}'``. Keys are
+read as nginx variable names (``time_local``, ``remote_addr``, ``request``, ``status``, …, also with a
+leading ``@`` or ``$``), and mapped like any log_format variable; other keys go to ``extra``.
+
+Real files break JSON in two ways and neither may cost the rest of the file: bytes >= 0x80 are written
+raw (the reader replaces invalid UTF-8 with U+FFFD), and unquoted numeric variables that are empty
+write ``"upstream_response_time":-`` (repaired to ``null`` before decoding). A batch that still fails
+to decode is split: the valid lines are decoded, each invalid one becomes a reject.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import polars as pl
+
+from . import _clf
+from .base import Detection, FileContext, Ingestor, reject_frame, sniff_lines
+from .logformat import CompiledFormat, Field, to_events
+
+_TIME_KEYS = {"time_local", "time_iso8601", "msec", "timestamp", "time"}
+_KEY_ALIASES = {"timestamp": "time_iso8601", "time": "time_iso8601", "http_referrer": "http_referer",
+                "client_ip": "remote_addr", "ip": "remote_addr", "user_agent": "http_user_agent",
+                "referer": "http_referer", "referrer": "http_referer", "method": "request_method",
+                "bytes_sent_body": "body_bytes_sent", "xff": "http_x_forwarded_for"}
+_DASH_NUMBER = r'":\s*-\s*([,}])'
+
+
+def _canonical(key: str) -> str:
+    k = key.lstrip("@$").lower().replace("-", "_")
+    return _KEY_ALIASES.get(k, k)
+
+
+class NginxJsonIngestor(Ingestor):
+    name = "nginx_json"
+    description = "nginx access log written with log_format escape=json (one JSON object a line)"
+    recognised_by = "lines that are JSON objects whose keys are nginx variables (request/status and a time key)"
+    invalid_utf8 = "replace"
+
+    def sniff(self, lines: list[str], path: str) -> Detection | None:
+        body = sniff_lines(lines)
+        if not body or not body[0].lstrip().startswith("{"):
+            return None
+        keys: set[str] = set()
+        ok = 0
+        for ln in body:
+            try:
+                obj = json.loads(re.sub(_DASH_NUMBER, r'":null\1', ln))
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                ok += 1
+                keys.update(_canonical(k) for k in obj)
+        has_time = bool(keys & {"time_local", "time_iso8601", "msec"})
+        has_req = "request" in keys or {"request_method", "request_uri"} <= keys or "uri" in keys
+        if not (has_time and has_req and ("status" in keys)):
+            return None
+        conf = 0.95 * ok / len(body)
+        return Detection(self.name, round(conf, 3), f"{ok}/{len(body)} head lines are JSON objects with nginx keys",
+                         params={})
+
+    def parse(self, frame: pl.DataFrame, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
+        line = pl.col("line")
+        frame = frame.with_columns(line.str.replace_all(_DASH_NUMBER, r'":null$1'))
+        blank = frame.filter(line.str.strip_chars() == "")
+        frame = frame.filter(line.str.strip_chars() != "")
+        rejects = [reject_frame(blank, "blank line")] if blank.height else []
+        keys = _keys(frame)
+        if not keys:
+            return pl.DataFrame(), pl.concat([*rejects, _clf.classify_rejects(frame, "nginx escape=json")])
+        dtype = pl.Struct({k: pl.String for k in keys})
+        try:
+            decoded = frame.with_columns(line.str.json_decode(dtype).alias("_j"))
+        except pl.exceptions.PolarsError:
+            valid = pl.Series([_valid_object(v) for v in frame.get_column("line").to_list()], dtype=pl.Boolean)
+            bad = frame.filter(~valid)
+            rejects.append(reject_frame(bad, "invalid JSON"))
+            frame = frame.filter(valid)
+            decoded = frame.with_columns(line.str.json_decode(dtype).alias("_j"))
+        names = [f"f_{_canonical(k)}" for k in keys]
+        # Two keys mapping to one canonical name: keep the first, the other stays under its own name.
+        seen: set[str] = set()
+        final = []
+        for k, n in zip(keys, names, strict=True):
+            final.append(n if n not in seen else f"f_{k}")
+            seen.add(n)
+        decoded = decoded.with_columns(pl.col("_j").struct.rename_fields(final)).unnest("_j").drop("line")
+        fmt = CompiledFormat("escape=json", "nginx", "(json keys)", tuple(Field(k, n[2:], True) for k, n in
+                                                                           zip(keys, final, strict=True)), "", "")
+        events = to_events(decoded, fmt)
+        if "ts" not in events.columns:
+            rejects.append(reject_frame(events, "no time key"))
+            events = events.clear()
+        else:
+            bad_ts = events.filter(pl.col("ts").is_null())
+            if bad_ts.height:
+                rejects.append(reject_frame(bad_ts, "unparseable timestamp"))
+                events = events.filter(pl.col("ts").is_not_null())
+        rej = pl.concat(rejects) if rejects else reject_frame(frame.clear(), "")
+        return events.drop("_idx", strict=False), rej
+
+
+def _keys(frame: pl.DataFrame) -> list[str]:
+    """Union of top-level keys over the whole batch, in first-seen order (vectorised)."""
+    found = (
+        frame.get_column("line")
+        .str.extract_all(r'[{,]\s*"[^"\\]+"\s*:')
+        .explode()
+        .drop_nulls()
+        .str.replace(r'^[{,]\s*"', "")
+        .str.replace(r'"\s*:$', "")
+        .unique(maintain_order=True)
+    )
+    return found.to_list()
+
+
+def _valid_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False

@@ -1,0 +1,390 @@
+"""Reading evidence files: decompression, hashing, and lines in large vectorised chunks.
+
+* Files are opened read-only; compression is recognised by magic bytes (gzip, bzip2, zstd, xz),
+  not by name, so a renamed or extension-less rotated file still reads.
+* Two SHA-256 digests are computed as the bytes stream past: of the file as stored, and of its
+  decompressed content (the key that makes a rotated-and-compressed copy a duplicate).
+* Lines are cut with numpy over chunks of tens of MB and handed over as a polars string column with
+  their 1-based line numbers and byte offsets; no Python loop per line. The last line may lack a
+  newline; CRLF is accepted; invalid UTF-8 costs only the bytes concerned (escaped as ``\\xHH`` or
+  replaced by U+FFFD, as the format asks); a line longer than ``max_line`` is delivered as a marker the
+  caller rejects, and never buffered whole.
+* A corrupt or truncated compressed stream ends the file with :class:`InputReadError` after every
+  line before the damage was delivered.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import queue
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ..errors import InputReadError
+
+CHUNK_BYTES = 32 * 1024 * 1024
+MAX_LINE = 1024 * 1024
+HEAD_BYTES = 64 * 1024
+
+Invalid = Literal["escape", "replace"]
+
+_MAGIC: list[tuple[bytes, str]] = [
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+]
+
+
+def sniff_compression(head: bytes) -> str | None:
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only byte stream that hashes and counts what passes through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(b)
+        if n:
+            self.sha.update(memoryview(b)[:n])
+            self.count += n
+        return n or 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        if data:
+            self.sha.update(data)
+            self.count += len(data)
+        return data
+
+
+@dataclass
+class Digests:
+    """What the manifest records about a file's bytes."""
+
+    sha256: str = ""
+    content_sha256: str = ""
+    bytes: int = 0
+    content_bytes: int = 0
+    compression: str | None = None
+
+
+class EvidenceFile:
+    """One input opened read-only; iterate decompressed blocks, then read the digests."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.digests = Digests()
+
+    def head(self, size: int = HEAD_BYTES) -> bytes:
+        """The first ``size`` decompressed bytes (for detection); does not touch the digests."""
+        with open(self.path, "rb") as fh:
+            magic = fh.read(8)
+            fh.seek(0)
+            stream = _decompressor(fh, sniff_compression(magic))
+            try:
+                return stream.read(size)
+            except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+                raise InputReadError(f"cannot decompress: {exc}") from exc
+
+    def blocks(self, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """Decompressed content in blocks of about ``size`` bytes; fills :attr:`digests` at the end."""
+        with open(self.path, "rb") as fh:
+            magic = fh.read(8)
+            fh.seek(0)
+            compression = sniff_compression(magic)
+            hashed = _HashingReader(fh)
+            stream = _decompressor(hashed, compression) if compression else hashed
+            content = hashlib.sha256() if compression else None
+            content_bytes = 0
+            error: Exception | None = None
+            while True:
+                try:
+                    block = stream.read(size)
+                except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+                    error = exc
+                    break
+                if not block:
+                    break
+                if content is not None:
+                    content.update(block)
+                content_bytes += len(block)
+                yield block
+            if error is not None:
+                # Hash the rest of the stored file so its sha256 is still the file's.
+                while hashed.read(1 << 20):
+                    pass
+            self.digests = Digests(
+                sha256=hashed.sha.hexdigest(),
+                content_sha256=(content.hexdigest() if content is not None else hashed.sha.hexdigest()),
+                bytes=hashed.count,
+                content_bytes=content_bytes,
+                compression=compression,
+            )
+            if error is not None:
+                kind = {"gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "xz": "xz"}.get(compression or "", "")
+                raise InputReadError(
+                    f"corrupt or truncated {kind or 'file'} after {content_bytes} decompressed bytes: {error}"
+                )
+
+
+def _decompressor(raw: BinaryIO | io.RawIOBase, compression: str | None) -> BinaryIO:
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+    if compression == "bzip2":
+        return bz2.BZ2File(raw, mode="rb")  # type: ignore[arg-type]
+    if compression == "xz":
+        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[arg-type]
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+    return io.BufferedReader(raw) if isinstance(raw, io.RawIOBase) else raw  # type: ignore[arg-type]
+
+
+@dataclass
+class LineChunk:
+    """A run of consecutive lines of one file, ready for vectorised parsing."""
+
+    lines: pl.Series  # String, without the line terminator
+    first_line: int  # 1-based number of lines[0]
+    offsets: np.ndarray  # byte offset of each line in the decompressed content
+    raw: bytes = b""  # the chunk's bytes (for hashing rejected lines exactly)
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # line starts in ``raw``
+    ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # line ends in ``raw``
+    too_long: dict[int, int] = field(default_factory=dict)  # index in chunk → full length in bytes
+    line_sha: dict[int, str] = field(default_factory=dict)  # sha256 of oversize lines not kept whole
+    invalid_utf8: int = 0
+
+    def frame(self) -> pl.DataFrame:
+        n = self.lines.len()
+        return pl.DataFrame(
+            {
+                "line": self.lines,
+                "source_line": pl.int_range(self.first_line, self.first_line + n, dtype=pl.UInt64, eager=True),
+                "_idx": pl.int_range(0, n, dtype=pl.UInt32, eager=True),
+            }
+        )
+
+    def raw_line(self, idx: int) -> bytes:
+        if not len(self.starts):
+            return b""
+        return self.raw[int(self.starts[idx]) : int(self.ends[idx])]
+
+
+def _split_block(block: bytes, base_offset: int, first_line: int, max_line: int, invalid: Invalid) -> LineChunk:
+    """Cut one block (that ends at a line boundary or at EOF) into lines."""
+    arr = np.frombuffer(block, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    starts = np.empty(len(nl) + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = nl + 1
+    ends = np.empty(len(nl) + 1, dtype=np.int64)
+    ends[:-1] = nl
+    ends[-1] = len(block)
+    if starts[-1] == len(block):  # block ends with a newline: no trailing partial line
+        starts, ends = starts[:-1], ends[:-1]
+    cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)
+    ends = ends - cr.astype(np.int64)
+    lengths = ends - starts
+    too_long_idx = np.flatnonzero(lengths > max_line)
+    # Offsets for an Arrow string array: line i spans [starts[i], starts[i+1]) including its terminator.
+    offs = np.empty(len(starts) + 1, dtype=np.int64)
+    offs[:-1] = starts
+    offs[-1] = len(block)
+    n_invalid = 0
+    text_block = block
+    arrow = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offs), pa.py_buffer(block))
+    try:
+        arrow.validate(full=True)
+    except pa.ArrowInvalid:
+        text_block, offs, n_invalid = _repair_utf8(block, starts, invalid)
+        arrow = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offs), pa.py_buffer(text_block))
+    lines = pl.Series("line", arrow, dtype=pl.String).str.strip_chars_end("\r\n")
+    too_long = {int(i): int(lengths[i]) for i in too_long_idx}
+    if too_long:
+        lines = lines.scatter(list(too_long), [""] * len(too_long))
+    return LineChunk(
+        lines=lines,
+        first_line=first_line,
+        offsets=starts + base_offset,
+        raw=block,
+        starts=starts,
+        ends=ends,
+        too_long=too_long,
+        invalid_utf8=n_invalid,
+    )
+
+
+def _repair_utf8(block: bytes, starts: np.ndarray, invalid: Invalid) -> tuple[bytes, np.ndarray, int]:
+    """Re-encode a block with invalid UTF-8 so that every line is valid text; keep the line count.
+
+    ``escape`` writes each bad byte as ``\\xHH`` (as nginx's default escaping would have), ``replace``
+    writes U+FFFD (keeps JSON lines decodable). Only blocks that fail validation pay for this.
+    """
+    errors = "backslashreplace" if invalid == "escape" else "replace"
+    pieces = []
+    offs = np.empty(len(starts) + 1, dtype=np.int64)
+    pos = 0
+    n_bad = 0
+    bounds = list(starts) + [len(block)]
+    for i in range(len(starts)):
+        raw = block[bounds[i] : bounds[i + 1]]
+        try:
+            raw.decode("utf-8")
+            fixed = raw
+        except UnicodeDecodeError:
+            fixed = raw.decode("utf-8", errors).encode("utf-8")
+            n_bad += 1
+        offs[i] = pos
+        pieces.append(fixed)
+        pos += len(fixed)
+    offs[-1] = pos
+    return b"".join(pieces), offs, n_bad
+
+
+def iter_line_chunks(
+    blocks: Iterator[bytes], *, max_line: int = MAX_LINE, invalid: Invalid = "escape"
+) -> Iterator[LineChunk]:
+    """Lines of a decompressed block stream, chunk by chunk, never holding a line above ``max_line``."""
+    carry = b""
+    offset = 0  # byte offset of ``carry``'s first byte
+    line_no = 1
+    skipping: _Oversize | None = None  # an oversize line being skipped (hashed, not kept)
+    failure: InputReadError | None = None
+    source = iter(blocks)
+    while True:
+        try:
+            block = next(source)
+        except StopIteration:
+            break
+        except InputReadError as exc:  # deliver what was read before the damage, then re-raise
+            failure = exc
+            break
+        if skipping is not None:
+            cut = block.find(b"\n")
+            if cut < 0:
+                skipping.add(block)
+                continue
+            skipping.add(block[:cut].rstrip(b"\r") if block[:cut].endswith(b"\r") else block[:cut])
+            yield skipping.chunk(line_no)
+            line_no += 1
+            offset = skipping.offset + skipping.length + 1
+            skipping = None
+            block = block[cut + 1 :]
+        data = carry + block if carry else block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > max_line:
+                skipping = _Oversize(offset, data)
+                carry = b""
+            else:
+                carry = data
+            continue
+        body, carry = data[: cut + 1], data[cut + 1 :]
+        chunk = _split_block(body, offset, line_no, max_line, invalid)
+        line_no += chunk.lines.len()
+        offset += len(body)
+        yield chunk
+        if len(carry) > max_line:
+            skipping = _Oversize(offset, carry)
+            carry = b""
+    if skipping is not None:
+        yield skipping.chunk(line_no)
+    elif carry:
+        yield _split_block(carry, offset, line_no, max_line, invalid)
+    if failure is not None:
+        raise failure
+
+
+class _Oversize:
+    """A line longer than the limit, streamed through a hash instead of memory."""
+
+    def __init__(self, offset: int, first: bytes) -> None:
+        self.offset = offset
+        self.prefix = first[:4096]
+        self.sha = hashlib.sha256(first)
+        self.length = len(first)
+
+    def add(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.length += len(data)
+
+    def chunk(self, line_no: int) -> LineChunk:
+        ch = _oversize(self.prefix, self.offset, self.length, line_no)
+        ch.line_sha[0] = self.sha.hexdigest()
+        return ch
+
+
+def _oversize(prefix: bytes, offset: int, length: int, line_no: int) -> LineChunk:
+    return LineChunk(
+        lines=pl.Series("line", [""], dtype=pl.String),
+        first_line=line_no,
+        offsets=np.array([offset], dtype=np.int64),
+        raw=prefix,
+        starts=np.array([0], dtype=np.int64),
+        ends=np.array([len(prefix)], dtype=np.int64),
+        too_long={0: length},
+    )
+
+
+def prefetch(iterator: Iterator[LineChunk], depth: int = 2) -> Iterator[LineChunk]:
+    """Run ``iterator`` in a background thread so reading, decompression, hashing and line cutting
+    (which release the GIL) overlap with parsing the previous chunk."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    sentinel = object()
+
+    def run() -> None:
+        try:
+            for item in iterator:
+                q.put(item)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            q.put(exc)
+        q.put(sentinel)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    while True:
+        item = q.get()
+        if item is sentinel:
+            break
+        if isinstance(item, BaseException):
+            thread.join()
+            raise item
+        yield item
+    thread.join()
+
+
+def head_lines(head: bytes, limit: int = 200) -> list[str]:
+    """Complete lines from the start of a file, decoded leniently, for detection."""
+    text = head.decode("utf-8", "replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if len(head) >= HEAD_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last one is probably cut
+    return [ln.rstrip("\r") for ln in lines[:limit]]
