@@ -67,13 +67,20 @@ def open_case(case_dir: str | os.PathLike[str]) -> Case:
 def sql_context(case: Case) -> pl.SQLContext:
     """Tables for ad-hoc SQL: ``events`` (traffic), ``all_events`` (with reference sources), ``rejects``."""
     ctx = pl.SQLContext()
-    ctx.register("events", case.scan_events())
-    ctx.register("all_events", case.scan_events(include_reference=True))
-    ctx.register("rejects", case.scan_rejects())
+    ctx.register("events", _text_categoricals(case.scan_events()))
+    ctx.register("all_events", _text_categoricals(case.scan_events(include_reference=True)))
+    ctx.register("rejects", _text_categoricals(case.scan_rejects()))
     inventory = case.path / "inventory.parquet"
     if inventory.exists():
         ctx.register("inventory", pl.scan_parquet(inventory))
     return ctx
+
+
+def _text_categoricals(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """SQL users compare and LIKE source_file, observer, …: present categoricals as text (lazily)."""
+    schema = lf.collect_schema()
+    cats = [n for n, d in schema.items() if isinstance(d, pl.Categorical)]
+    return lf.with_columns([pl.col(n).cast(pl.String) for n in cats]) if cats else lf
 
 
 def query(case_dir: str | os.PathLike[str], sql: str) -> pl.DataFrame:
