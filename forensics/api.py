@@ -42,9 +42,12 @@ def ingest(
         try:
             compile_format(log_format)
         except ValueError as exc:
-            raise ForensicsError(f"--log-format: {exc}", hint="pass the string between the quotes of the config line")
-    options = IngestOptions(format=format, log_format=log_format, trusted_proxies=tuple(trusted_proxies), tz=tz,
-                            role=role)
+            raise ForensicsError(
+                f"--log-format: {exc}", hint="pass the string between the quotes of the config line"
+            ) from None
+    options = IngestOptions(
+        format=format, log_format=log_format, trusted_proxies=tuple(trusted_proxies), tz=tz, role=role
+    )
     if format:
         from .ingest import get, preset_names
 
@@ -57,7 +60,9 @@ def _check_tz(tz: str) -> None:
     try:
         pl.Series(["2020-01-01 00:00:00"]).str.to_datetime().dt.replace_time_zone(tz)
     except Exception:
-        raise ForensicsError(f"unknown time zone {tz!r}", hint="use an IANA name such as America/New_York") from None
+        raise ForensicsError(
+            f"unknown time zone {tz!r}", hint="use an IANA name such as America/New_York"
+        ) from None
 
 
 def open_case(case_dir: str | os.PathLike[str]) -> Case:
@@ -88,10 +93,18 @@ def query(case_dir: str | os.PathLike[str], sql: str) -> pl.DataFrame:
     case = Case.open(case_dir)
     try:
         return sql_context(case).execute(sql, eager=True)
-    except (pl.exceptions.SQLInterfaceError, pl.exceptions.SQLSyntaxError, pl.exceptions.ColumnNotFoundError,
-            pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError, pl.exceptions.SchemaError) as exc:
+    except (
+        pl.exceptions.SQLInterfaceError,
+        pl.exceptions.SQLSyntaxError,
+        pl.exceptions.ColumnNotFoundError,
+        pl.exceptions.InvalidOperationError,
+        pl.exceptions.ComputeError,
+        pl.exceptions.SchemaError,
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ForensicsError(f"query failed: {first}", hint="tables: events, all_events, rejects (and inventory)") from None
+        raise ForensicsError(
+            f"query failed: {first}", hint="tables: events, all_events, rejects (and inventory)"
+        ) from None
 
 
 def summary(case_dir: str | os.PathLike[str], top: int = 5) -> dict[str, Any]:
@@ -99,12 +112,16 @@ def summary(case_dir: str | os.PathLike[str], top: int = 5) -> dict[str, Any]:
     case = Case.open(case_dir)
     manifest = case.load_manifest()
     lf = case.scan_events()
-    totals = lf.select(
-        pl.len().alias("events"),
-        pl.col("ts").min().alias("first"),
-        pl.col("ts").max().alias("last"),
-        pl.col("client_ip").n_unique().alias("clients"),
-    ).collect().row(0, named=True)
+    totals = (
+        lf.select(
+            pl.len().alias("events"),
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+            pl.col("client_ip").n_unique().alias("clients"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     by_source = (
         lf.group_by(pl.col("source_format").cast(pl.String))
         .agg(pl.len().alias("events"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))

@@ -54,7 +54,9 @@ class Case:
     def create(cls, path: str | os.PathLike[str]) -> Case:
         case = cls(path)
         if case.path.exists() and not case.path.is_dir():
-            raise ForensicsError(f"case path {case.path} exists and is not a directory", hint="choose another --case")
+            raise ForensicsError(
+                f"case path {case.path} exists and is not a directory", hint="choose another --case"
+            )
         case.path.mkdir(parents=True, exist_ok=True)
         case.events_dir.mkdir(exist_ok=True)
         case.rejects_dir.mkdir(exist_ok=True)
@@ -75,8 +77,14 @@ class Case:
 
     # ----------------------------------------------------------------------------------------------
     def new_manifest(self) -> dict[str, Any]:
-        return {"schema": MANIFEST_SCHEMA, **versions(), "created": now_iso(), "updated": now_iso(),
-                "inputs": [], "parts": []}
+        return {
+            "schema": MANIFEST_SCHEMA,
+            **versions(),
+            "created": now_iso(),
+            "updated": now_iso(),
+            "inputs": [],
+            "parts": [],
+        }
 
     def load_manifest(self) -> dict[str, Any]:
         try:
@@ -85,7 +93,9 @@ class Case:
         except FileNotFoundError:
             return self.new_manifest()
         except ValueError as exc:
-            raise ForensicsError(f"{self.manifest_path} is not valid JSON: {exc}", hint="the case is damaged") from exc
+            raise ForensicsError(
+                f"{self.manifest_path} is not valid JSON: {exc}", hint="the case is damaged"
+            ) from exc
         if data.get("schema") != MANIFEST_SCHEMA:
             raise ForensicsError(f"{self.manifest_path}: unknown manifest schema {data.get('schema')!r}")
         return data
@@ -94,14 +104,23 @@ class Case:
         manifest = dict(manifest)
         manifest.update(versions())
         manifest["updated"] = now_iso()
-        manifest["inputs"] = sorted(manifest.get("inputs", []), key=lambda e: (e.get("path", ""), e.get("sha256", "")))
+        manifest["inputs"] = sorted(
+            manifest.get("inputs", []), key=lambda e: (e.get("path", ""), e.get("sha256", ""))
+        )
         manifest["parts"] = sorted(manifest.get("parts", []), key=lambda p: p["path"])
         write_json_atomic(self.manifest_path, manifest)
 
     def log_command(self, command: str, args: dict[str, Any]) -> None:
         """Append one line to log.jsonl: what ran, with which arguments and versions, when."""
-        record = {"time": now_iso(), "command": command, "args": args, **versions(),
-                  "argv": sys.argv[1:], "user": _user(), "cwd": os.getcwd()}
+        record = {
+            "time": now_iso(),
+            "command": command,
+            "args": args,
+            **versions(),
+            "argv": sys.argv[1:],
+            "user": _user(),
+            "cwd": os.getcwd(),
+        }
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=str, sort_keys=True) + "\n")
@@ -128,7 +147,9 @@ class Case:
 
     def reference_files(self, manifest: dict[str, Any] | None = None) -> list[str]:
         manifest = manifest or self.load_manifest()
-        return sorted({e["path"] for e in manifest["inputs"] if e.get("role") == "reference" and e.get("rows")})
+        return sorted(
+            {e["path"] for e in manifest["inputs"] if e.get("role") == "reference" and e.get("rows")}
+        )
 
     def part_paths(self, kind: str = "events") -> list[Path]:
         manifest = self.load_manifest()

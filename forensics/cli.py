@@ -22,7 +22,7 @@ from . import __version__, api
 from .errors import ForensicsError
 from .safe import terminal
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -37,7 +37,13 @@ class Group(click.Group):
             if exc.hint:
                 err.print(f"[dim]Hint:[/] {terminal(exc.hint, 2000)}", markup=True)
             sys.exit(1)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+        except (
+            click.ClickException,
+            click.exceptions.Exit,
+            click.exceptions.Abort,
+            SystemExit,
+            KeyboardInterrupt,
+        ):
             raise
         except MemoryError:
             err.print("[bold red]Error:[/] out of memory", markup=True)
@@ -46,7 +52,9 @@ class Group(click.Group):
             if os.environ.get("FORENSICS_DEBUG"):
                 raise
             err.print(f"[bold red]Internal error:[/] {type(exc).__name__}: {terminal(exc, 500)}", markup=True)
-            err.print("[dim]Hint:[/] rerun with FORENSICS_DEBUG=1 for the traceback, and report it", markup=True)
+            err.print(
+                "[dim]Hint:[/] rerun with FORENSICS_DEBUG=1 for the traceback, and report it", markup=True
+            )
             sys.exit(70)
 
 
@@ -82,14 +90,28 @@ def ingest_options(f: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         click.argument("sources", nargs=-1, required=True),
         case_option,
-        click.option("--format", "fmt", metavar="NAME", help="Skip detection: an ingestor or preset name "
-                     "(see `forensics formats`)."),
-        click.option("--log-format", metavar="STRING", help="An nginx log_format or Apache LogFormat string."),
-        click.option("--trusted-proxy", "trusted_proxy", multiple=True, metavar="CIDR",
-                     help="A proxy/balancer range whose X-Forwarded-For is believed (private ranges always are)."),
+        click.option(
+            "--format",
+            "fmt",
+            metavar="NAME",
+            help="Skip detection: an ingestor or preset name (see `forensics formats`).",
+        ),
+        click.option(
+            "--log-format", metavar="STRING", help="An nginx log_format or Apache LogFormat string."
+        ),
+        click.option(
+            "--trusted-proxy",
+            "trusted_proxy",
+            multiple=True,
+            metavar="CIDR",
+            help="A proxy/balancer range whose X-Forwarded-For is believed (private ranges always are).",
+        ),
         click.option("--tz", metavar="ZONE", help="Zone of sources that write local time without an offset."),
-        click.option("--role", type=click.Choice(["traffic", "reference"]),
-                     help="Count these sources as traffic or as reference (HAR default: reference)."),
+        click.option(
+            "--role",
+            type=click.Choice(["traffic", "reference"]),
+            help="Count these sources as traffic or as reference (HAR default: reference).",
+        ),
         click.option("--workers", type=int, default=None, help="Worker processes (default: up to 2)."),
     ]
     for d in reversed(decorators):
@@ -97,25 +119,52 @@ def ingest_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def run_ingest(sources: tuple[str, ...], case_dir: str, fmt: str | None, log_format: str | None,
-               trusted_proxy: tuple[str, ...], tz: str | None, role: str | None, workers: int | None) -> Any:
+def run_ingest(
+    sources: tuple[str, ...],
+    case_dir: str,
+    fmt: str | None,
+    log_format: str | None,
+    trusted_proxy: tuple[str, ...],
+    tz: str | None,
+    role: str | None,
+    workers: int | None,
+) -> Any:
     from .ingest.driver import check_case_location, resolve_sources
 
     check_case_location(__import__("pathlib").Path(case_dir), sources)
     resolve_sources(sources)  # fail on a missing path before creating anything
-    _log(case_dir, "ingest", sources=list(sources), format=fmt, log_format=log_format,
-         trusted_proxy=list(trusted_proxy), tz=tz, role=role)
+    _log(
+        case_dir,
+        "ingest",
+        sources=list(sources),
+        format=fmt,
+        log_format=log_format,
+        trusted_proxy=list(trusted_proxy),
+        tz=tz,
+        role=role,
+    )
     progress = Progress(
-        TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.fields[files]} files"),
-        TextColumn("{task.fields[lines]:,} lines"), TextColumn("{task.fields[mb]:.1f}/{task.fields[mbtotal]:.1f} MB"),
-        TimeElapsedColumn(), console=err, transient=True,
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        TextColumn("{task.fields[files]} files"),
+        TextColumn("{task.fields[lines]:,} lines"),
+        TextColumn("{task.fields[mb]:.1f}/{task.fields[mbtotal]:.1f} MB"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     )
     state = {"task": None, "lines": 0, "bytes": 0, "files": 0}
 
     def on_event(kind: str, data: dict[str, Any]) -> None:
         if kind == "plan":
-            state["task"] = progress.add_task("ingest", total=max(1, data["bytes"]), files=f"0/{data['files']}",
-                                              lines=0, mb=0.0, mbtotal=data["bytes"] / 1e6)
+            state["task"] = progress.add_task(
+                "ingest",
+                total=max(1, data["bytes"]),
+                files=f"0/{data['files']}",
+                lines=0,
+                mb=0.0,
+                mbtotal=data["bytes"] / 1e6,
+            )
             state["nfiles"] = data["files"]
         elif kind == "lines":
             state["lines"] += data["lines"]
@@ -126,12 +175,26 @@ def run_ingest(sources: tuple[str, ...], case_dir: str, fmt: str | None, log_for
             state["lines_done"] = state.get("lines_done", 0) + data["lines"]
             state["lines"] = max(state["lines"], state["lines_done"])
             state["bytes_done"] = state.get("bytes_done", 0) + data["bytes"]
-            progress.update(state["task"], completed=state["bytes_done"], files=f"{state['files']}/{state['nfiles']}",
-                            lines=state["lines"], mb=max(state["bytes"], state["bytes_done"]) / 1e6)
+            progress.update(
+                state["task"],
+                completed=state["bytes_done"],
+                files=f"{state['files']}/{state['nfiles']}",
+                lines=state["lines"],
+                mb=max(state["bytes"], state["bytes_done"]) / 1e6,
+            )
 
     with progress:
-        report = api.ingest(list(sources), case_dir, format=fmt, log_format=log_format,
-                            trusted_proxies=trusted_proxy, tz=tz, role=role, workers=workers, on_event=on_event)
+        report = api.ingest(
+            list(sources),
+            case_dir,
+            format=fmt,
+            log_format=log_format,
+            trusted_proxies=trusted_proxy,
+            tz=tz,
+            role=role,
+            workers=workers,
+            on_event=on_event,
+        )
     print_ingest_report(report)
     return report
 
@@ -143,7 +206,9 @@ def print_ingest_report(report: Any) -> None:
         table.add_column(col, justify="right" if col != "format" else "left")
     for name, v in sorted(t["formats"].items()):
         table.add_row(name, f"{v['files']:,}", f"{v['lines']:,}", f"{v['rows']:,}", f"{v['rejected']:,}")
-    table.add_row("[bold]total", "", f"[bold]{t['lines']:,}", f"[bold]{t['rows']:,}", f"[bold]{t['rejected']:,}")
+    table.add_row(
+        "[bold]total", "", f"[bold]{t['lines']:,}", f"[bold]{t['rows']:,}", f"[bold]{t['rejected']:,}"
+    )
     out.print(table)
     check = "ok" if t["rows"] + t["rejected"] == t["lines"] else "MISMATCH"
     out.print(f"events + rejected = lines read: {t['rows']:,} + {t['rejected']:,} = {t['lines']:,} ({check})")
@@ -155,8 +220,10 @@ def print_ingest_report(report: Any) -> None:
             detail = f.error or (f"duplicate of {f.duplicate_of}" if f.duplicate_of else "; ".join(f.notes))
             out.print(f"  {f.status:9} {terminal(f.path, 120)}  {terminal(detail, 200)}")
     if status.get("unknown"):
-        out.print(f"{status['unknown']} file(s) in no known format: listed in manifest.json, not parsed "
-                  "(try --format or --log-format)")
+        out.print(
+            f"{status['unknown']} file(s) in no known format: listed in manifest.json, not parsed "
+            "(try --format or --log-format)"
+        )
 
 
 @main.command()
@@ -176,7 +243,9 @@ def ingest(**kwargs: Any) -> None:
 @main.command()
 @case_option
 @click.argument("sql")
-@click.option("--output", "-o", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--output", "-o", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
 @click.option("--limit", type=int, default=50, show_default=True, help="Rows shown in table mode.")
 def query(case_dir: str, sql: str, output: str, limit: int) -> None:
     """Ad-hoc polars SQL over the case: tables events, all_events, rejects (and inventory).
@@ -200,7 +269,9 @@ def query(case_dir: str, sql: str, output: str, limit: int) -> None:
 def _plain(frame: Any) -> Any:
     import polars as pl
 
-    return frame.with_columns([pl.col(c).cast(pl.String) for c, d in frame.schema.items() if d == pl.Categorical])
+    return frame.with_columns(
+        [pl.col(c).cast(pl.String) for c, d in frame.schema.items() if d == pl.Categorical]
+    )
 
 
 def print_frame(frame: Any, limit: int = 50, title: str | None = None) -> None:
@@ -236,7 +307,9 @@ def formats() -> None:
 # --------------------------------------------------------------------------------------------------
 def print_summary(case_dir: str) -> None:
     s = api.summary(case_dir)
-    out.print(f"[bold]Case[/] {terminal(s['case'])}: {s['events']:,} traffic events from {s['inputs']} input(s)")
+    out.print(
+        f"[bold]Case[/] {terminal(s['case'])}: {s['events']:,} traffic events from {s['inputs']} input(s)"
+    )
     if s["first_ts"] is not None:
         out.print(f"Time range (UTC): {s['first_ts']:%Y-%m-%d %H:%M:%S} → {s['last_ts']:%Y-%m-%d %H:%M:%S}")
     out.print(f"Lines read {s['lines']:,}; rejected {s['rejected']:,}; distinct clients {s['clients']:,}")

@@ -49,7 +49,7 @@ def trusted_networks(extra: Sequence[str] = ()) -> list[Network]:
 
 def normalise_address(expr: pl.Expr) -> pl.Expr:
     """Strip brackets and ports: ``[2001:db8::1]:443`` → ``2001:db8::1``, ``1.2.3.4:80`` → ``1.2.3.4``."""
-    expr = expr.str.strip_chars(" \t\"")
+    expr = expr.str.strip_chars(' \t"')
     expr = expr.str.replace(r"^\[([^\]]+)\](?::\d+)?$", "$1")
     return expr.str.replace(r"^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}):\d+$", "$1")
 
@@ -92,9 +92,12 @@ def resolve_clients(frame: pl.DataFrame, nets: Sequence[Network]) -> pl.DataFram
     work = work.with_columns(pl.col("_chain").list.last().alias("_peer"))
     trusted = trusted_subset(work.get_column("_chain").explode(), nets)
     # The right-most untrusted address, else the left-most; only when the peer itself is trusted.
-    untrusted_last = pl.col("_chain").list.eval(pl.element().filter(~pl.element().is_in(trusted))).list.last()
+    trusted_list = pl.lit(trusted).implode()
+    untrusted_last = (
+        pl.col("_chain").list.eval(pl.element().filter(~pl.element().is_in(trusted_list))).list.last()
+    )
     resolved = (
-        pl.when(pl.col("_peer").is_in(trusted))
+        pl.when(pl.col("_peer").is_in(trusted_list))
         .then(pl.coalesce(untrusted_last, pl.col("_chain").list.first()))
         .otherwise(pl.col("_peer"))
     )

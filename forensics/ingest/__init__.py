@@ -65,7 +65,9 @@ def detect(lines: list[str], path: str, options: IngestOptions) -> Detection | N
     if options.log_format:
         fmt = compile_format(options.log_format)
         name = "nginx" if fmt.dialect == "nginx" else "apache"
-        return Detection(name, 1.0, f"--log-format ({fmt.dialect} syntax)", params={"compiled": fmt}, variant="custom")
+        return Detection(
+            name, 1.0, f"--log-format ({fmt.dialect} syntax)", params={"compiled": fmt}, variant="custom"
+        )
     if options.format:
         requested = options.format
         presets = preset_names()
@@ -97,4 +99,13 @@ def all_format_names() -> list[str]:
     return [ing.name for ing in INGESTORS]
 
 
-__all__ = ["INGESTORS", "MIN_CONFIDENCE", "Detection", "IngestOptions", "Ingestor", "detect", "get", "register"]
+__all__ = [
+    "INGESTORS",
+    "MIN_CONFIDENCE",
+    "Detection",
+    "IngestOptions",
+    "Ingestor",
+    "detect",
+    "get",
+    "register",
+]

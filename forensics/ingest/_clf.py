@@ -26,9 +26,19 @@ from .logformat import CompiledFormat, Field, to_events
 _LENIENT_RE = (
     r'^(.*?) ?\[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\S+) (\S+)'
     r'(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?(?: "((?:[^"\\]|\\.)*)")?'
+    # further complete fields are accepted (and ignored); an unterminated quote is not
+    r'(?: (?:"(?:[^"\\]|\\.)*"|[^"\s]+))*\s*$'
 )
-_LENIENT_FIELDS = ("prefix", "time_local", "request", "status", "body_bytes_sent", "http_referer",
-                   "http_user_agent", "http_x_forwarded_for")
+_LENIENT_FIELDS = (
+    "prefix",
+    "time_local",
+    "request",
+    "status",
+    "body_bytes_sent",
+    "http_referer",
+    "http_user_agent",
+    "http_x_forwarded_for",
+)
 LENIENT = CompiledFormat(
     name="clf_lenient",
     dialect="nginx",
@@ -38,8 +48,21 @@ LENIENT = CompiledFormat(
     tolerant_regex=_LENIENT_RE,
 )
 
+# Last resort: quotes inside fields left unescaped (Apache before 2.0.46, hand-edited logs). The request
+# runs to the first '" <status> <bytes>'; referer and user agent split at the last '" "'.
+_RAW_QUOTES_RE = r'^(.*?) ?\[([^\]]+)\] "(.*?)" (\d{3}|-) (\d+|-)(?: "(.*)" "(.*)")?\s*$'
+LENIENT_RAW = CompiledFormat(
+    name="clf_raw_quotes",
+    dialect="apache",
+    source="(CLF with unescaped quotes)",
+    fields=tuple(Field(n, n, False) for n in _LENIENT_FIELDS[:7]),
+    regex=_RAW_QUOTES_RE,
+    tolerant_regex=_RAW_QUOTES_RE,
+)
+
 _ERROR_NGINX = r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[[a-z]+\] "
 _ERROR_APACHE = r"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d [\d:.]+ \d{4}\] \["
+_ERROR_ANY = re.compile(_ERROR_NGINX + "|" + _ERROR_APACHE)
 
 
 def _extract(frame: pl.DataFrame, regex: str, fields: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -50,7 +73,9 @@ def _extract(frame: pl.DataFrame, regex: str, fields: list[str]) -> tuple[pl.Dat
     matched = ex.filter(first.is_not_null())
     rest = ex.filter(first.is_null()).drop("_g")
     names = {str(i + 1): f"f_{f}" for i, f in enumerate(fields)}
-    matched = matched.with_columns(pl.col("_g").struct.rename_fields([names[k] for k in sorted(names, key=int)]))
+    matched = matched.with_columns(
+        pl.col("_g").struct.rename_fields([names[k] for k in sorted(names, key=int)])
+    )
     matched = matched.unnest("_g").drop("line")
     return matched, rest
 
@@ -66,7 +91,10 @@ def _lenient_prefix(frame: pl.DataFrame) -> pl.DataFrame:
     # A leading token that is an address (list) is an unquoted "$http_x_forwarded_for $remote_addr" prefix.
     first_is_addr = first.str.contains(r"^[0-9A-Fa-f:.,\[\]]+$") & first.str.contains(r"[.:]")
     frame = frame.with_columns(
-        pl.when(n >= 3).then(tok.list.get(n - 3, null_on_oob=True)).otherwise(tok.list.first()).alias("f_remote_addr"),
+        pl.when(n >= 3)
+        .then(tok.list.get(n - 3, null_on_oob=True))
+        .otherwise(tok.list.first())
+        .alias("f_remote_addr"),
         pl.when(n >= 2).then(tok.list.last()).alias("f_remote_user"),
         pl.when((n >= 4) & ~first_is_addr).then(first).alias("f_server_name"),
         pl.coalesce(
@@ -109,13 +137,16 @@ def parse_clf(
             stages.append((fmt, fmt.tolerant_regex))
     if lenient:
         stages.append((LENIENT, LENIENT.regex))
+        stages.append((LENIENT_RAW, LENIENT_RAW.regex))
     for fmt, regex in stages:
         if rest.height == 0:
             break
         matched, rest = _extract(rest, regex, fmt.field_names)
         if matched.height == 0:
             continue
-        if fmt is LENIENT:
+        if fmt is LENIENT or fmt is LENIENT_RAW:
+            if "f_http_x_forwarded_for" not in matched.columns:
+                matched = matched.with_columns(pl.lit(None, pl.String).alias("f_http_x_forwarded_for"))
             matched = _lenient_prefix(matched)
         outs.append(to_events(matched, fmt))
     events = pl.concat(outs, how="diagonal_relaxed") if outs else pl.DataFrame()
@@ -178,10 +209,18 @@ def sniff_clf(
         counts[key] = c
     if lenient:
         for i, ln in enumerate(body):
-            if not matched_any[i] and _match(LENIENT.regex, ln) and _TS_RE.search(ln):
+            if (
+                not matched_any[i]
+                and _TS_RE.search(ln)
+                and (_match(LENIENT.regex, ln) or _match(LENIENT_RAW.regex, ln))
+            ):
                 lenient_only[i] = True
     strict = sum(matched_any)
     loose = sum(lenient_only)
+    # error-log lines mixed into an access log are the same server's, not another format
+    loose += sum(
+        1 for i, ln in enumerate(body) if not matched_any[i] and not lenient_only[i] and _ERROR_ANY.search(ln)
+    )
     if strict + loose == 0:
         return None
     order = [k for k in sorted(counts, key=lambda k: -counts[k]) if counts[k] > 0]
@@ -193,11 +232,17 @@ def sniff_clf(
     how = f"{strict + loose}/{len(body)} head lines parse as {name} " + (
         "/".join(order) if order else "CLF (lenient)"
     )
-    return Detection(ingestor=name, confidence=round(conf, 3), how=how, params={"formats": order}, variant=variant)
+    return Detection(
+        ingestor=name, confidence=round(conf, 3), how=how, params={"formats": order}, variant=variant
+    )
 
 
 def run(
-    ingestor_name: str, frame: pl.DataFrame, ctx: FileContext, presets: dict[str, CompiledFormat], lenient: bool
+    ingestor_name: str,
+    frame: pl.DataFrame,
+    ctx: FileContext,
+    presets: dict[str, CompiledFormat],
+    lenient: bool,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Parse with the formats detection chose (or the user's)."""
     custom = ctx.detection.params.get("compiled")

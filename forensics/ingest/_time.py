@@ -27,7 +27,9 @@ UTC = pl.Datetime("us", "UTC")
 
 def parse_clf_time(expr: pl.Expr) -> pl.Expr:
     """``10/Oct/2000:13:55:36 -0700`` → UTC; unparseable → null (the caller rejects the line)."""
-    return expr.str.to_datetime(CLF_TIME, time_unit="us", strict=False, cache=True).dt.convert_time_zone("UTC")
+    return expr.str.to_datetime(CLF_TIME, time_unit="us", strict=False, cache=True).dt.convert_time_zone(
+        "UTC"
+    )
 
 
 def parse_iso_time(expr: pl.Expr) -> pl.Expr:
@@ -64,6 +66,8 @@ def localize(naive: pl.Series, tz: str, stats: LocalizeStats | None = None) -> p
         idx = gap.arg_true()
         # The offset in force before the jump: localise one hour earlier, then add the hour back.
         before = naive.gather(idx).dt.offset_by("-1h")
-        shifted = before.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.offset_by("1h")
+        shifted = before.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.offset_by(
+            "1h"
+        )
         first = first.scatter(idx, shifted)
     return first.dt.convert_time_zone("UTC")

@@ -188,7 +188,11 @@ def split_target(frame: pl.DataFrame) -> pl.DataFrame:
     exprs = []
     for name, expr in new.items():
         if name in frame.columns:
-            expr = pl.coalesce(pl.col(name), expr) if name in ("scheme", "host") else pl.coalesce(expr, pl.col(name))
+            expr = (
+                pl.coalesce(pl.col(name), expr)
+                if name in ("scheme", "host")
+                else pl.coalesce(expr, pl.col(name))
+            )
         exprs.append(expr.alias(name))
     return frame.with_columns(exprs).drop("_u", "_rest", "target")
 
@@ -197,7 +201,11 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
     """Fingerprint logged credentials (Authorization, API-key header, api_key in the query) into principal/auth."""
     updates: dict[str, pl.Series] = {}
     n = frame.height
-    principal = frame.get_column("principal") if "principal" in frame.columns else pl.Series([None] * n, dtype=pl.String)
+    principal = (
+        frame.get_column("principal")
+        if "principal" in frame.columns
+        else pl.Series([None] * n, dtype=pl.String)
+    )
     auth = pl.Series("auth", [None] * n, dtype=pl.String)
     # Basic-auth user names ($remote_user / %u) are identities, not secrets.
     if "principal" in frame.columns:
@@ -206,7 +214,9 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
         uniq = frame.get_column("authorization").drop_nulls().unique().to_list()
         mapping = {v: auth_from_header(v) for v in uniq}
         col = frame.get_column("authorization")
-        kinds = col.replace_strict({k: v[0] for k, v in mapping.items()}, default=None, return_dtype=pl.String)
+        kinds = col.replace_strict(
+            {k: v[0] for k, v in mapping.items()}, default=None, return_dtype=pl.String
+        )
         fps = col.replace_strict({k: v[1] for k, v in mapping.items()}, default=None, return_dtype=pl.String)
         principal = pl.select(pl.coalesce(fps, principal)).to_series()
         auth = pl.select(pl.coalesce(kinds, auth)).to_series()
@@ -222,9 +232,7 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
             r"(?i)(?:^|&)(?:api[_-]?key|apikey|key|access[_-]?token|token)=(fp:[0-9a-f]{16})"
         )
         principal = pl.select(pl.coalesce(principal, fp)).to_series()
-        auth = pl.select(
-            pl.coalesce(auth, pl.when(fp.is_not_null()).then(pl.lit("apikey")))
-        ).to_series()
+        auth = pl.select(pl.coalesce(auth, pl.when(fp.is_not_null()).then(pl.lit("apikey")))).to_series()
     if "cookie" in frame.columns:
         col = frame.get_column("cookie")
         uniq = col.drop_nulls().unique().to_list()
@@ -258,10 +266,14 @@ def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.Da
     if esc:
         frame = frame.with_columns([unescape_series(frame.get_column(c)).alias(c) for c in esc])
     if "remote_addr" in frame.columns:
-        frame = resolve_clients(frame, ctx.nets).drop([c for c in ("remote_addr", "xff") if c in frame.columns])
+        frame = resolve_clients(frame, ctx.nets).drop(
+            [c for c in ("remote_addr", "xff") if c in frame.columns]
+        )
     if "server_name" in frame.columns:
         frame = frame.with_columns(
-            (pl.coalesce("host", "server_name") if "host" in frame.columns else pl.col("server_name")).alias("host")
+            (pl.coalesce("host", "server_name") if "host" in frame.columns else pl.col("server_name")).alias(
+                "host"
+            )
         ).drop("server_name")
     if "bytes_out_total" in frame.columns:
         expr = pl.col("bytes_out_total")

@@ -53,7 +53,9 @@ class IngestReport:
     skipped_known: list[str] = field(default_factory=list)
 
     def totals(self) -> dict[str, Any]:
-        per_format: dict[str, dict[str, int]] = defaultdict(lambda: {"files": 0, "lines": 0, "rows": 0, "rejected": 0})
+        per_format: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"files": 0, "lines": 0, "rows": 0, "rejected": 0}
+        )
         for f in self.files:
             if f.status in ("ingested", "partial"):
                 t = per_format[f.format or "?"]
@@ -84,9 +86,13 @@ def resolve_sources(sources: Iterable[str]) -> tuple[Path, list[Path]]:
     files: list[Path] = []
     anchors: list[Path] = []
     for src in sources:
-        matches = [Path(p) for p in sorted(glob.glob(src, recursive=True))] if glob.has_magic(src) else [Path(src)]
+        matches = (
+            [Path(p) for p in sorted(glob.glob(src, recursive=True))] if glob.has_magic(src) else [Path(src)]
+        )
         if not matches or not all(m.exists() for m in matches):
-            raise ForensicsError(f"no such file or directory: {src}", hint="check the path (globs are expanded)")
+            raise ForensicsError(
+                f"no such file or directory: {src}", hint="check the path (globs are expanded)"
+            )
         for m in matches:
             m = m.resolve()
             if m.is_dir():
@@ -209,16 +215,28 @@ def ingest(
     run_id = new_run_id()
     units = plan_units(tasks, run_id, str(case.path), options)
     total_bytes = sum(t.size for t in tasks)
-    notify("plan", {"files": len(tasks), "bytes": total_bytes, "units": len(units), "known": len(report.skipped_known)})
-    known_content = {e["content_sha256"]: e["path"] for e in manifest["inputs"] if e.get("content_sha256")
-                     and e.get("status") in ("ingested", "partial", "unknown", "empty")}
+    notify(
+        "plan",
+        {"files": len(tasks), "bytes": total_bytes, "units": len(units), "known": len(report.skipped_known)},
+    )
+    known_content = {
+        e["content_sha256"]: e["path"]
+        for e in manifest["inputs"]
+        if e.get("content_sha256") and e.get("status") in ("ingested", "partial", "unknown", "empty")
+    }
 
     def commit(res: UnitResult) -> None:
         _commit_unit(case, manifest, res, known_content)
         case.save_manifest(manifest)
         report.files.extend(res.files)
-        notify("unit", {"files": len(res.files), "bytes": sum(f.bytes for f in res.files),
-                        "lines": sum(f.lines_read for f in res.files)})
+        notify(
+            "unit",
+            {
+                "files": len(res.files),
+                "bytes": sum(f.bytes for f in res.files),
+                "lines": sum(f.lines_read for f in res.files),
+            },
+        )
 
     n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     use_pool = n_workers > 1 and len(units) > 1 and total_bytes >= POOL_MIN_BYTES
@@ -231,7 +249,9 @@ def ingest(
                 commit(fut.result())
     else:
         for u in units:
-            commit(run_unit(u, progress=lambda lines, nbytes: notify("lines", {"lines": lines, "bytes": nbytes})))
+            commit(
+                run_unit(u, progress=lambda lines, nbytes: notify("lines", {"lines": lines, "bytes": nbytes}))
+            )
     case.remove_orphans()
     return report
 

@@ -32,9 +32,17 @@ _LIST = r"\S+(?:,? :? ?\S+)*?"  # "0.001, 0.002 : 0.003" style lists (upstream_*
 _BRACKETED = r"[^\]]*"
 
 #: nginx variables whose value can contain spaces when unquoted.
-_LIST_VARS = {"upstream_response_time", "upstream_addr", "upstream_status", "upstream_connect_time",
-              "upstream_header_time", "upstream_bytes_received", "upstream_bytes_sent",
-              "upstream_response_length", "upstream_cache_status"}
+_LIST_VARS = {
+    "upstream_response_time",
+    "upstream_addr",
+    "upstream_status",
+    "upstream_connect_time",
+    "upstream_header_time",
+    "upstream_bytes_received",
+    "upstream_bytes_sent",
+    "upstream_response_length",
+    "upstream_cache_status",
+}
 
 
 @dataclass(frozen=True)
@@ -177,13 +185,21 @@ def _apache_name(letter: str, arg: str | None) -> str:
         if letter == "n":
             return "note_" + key
         if letter == "T":
-            return {"ms": "request_time_ms", "us": "request_time_us", "s": "request_time_s"}.get(key, "request_time_s")
+            return {"ms": "request_time_ms", "us": "request_time_us", "s": "request_time_s"}.get(
+                key, "request_time_s"
+            )
         if letter == "t":
             return "time_strftime"
         if letter == "a":
             return "peer_addr" if key == "c" else "remote_addr"
         if letter == "p":
-            return "server_port" if key in ("canonical", "local") else "remote_port" if key == "remote" else "server_port"
+            return (
+                "server_port"
+                if key in ("canonical", "local")
+                else "remote_port"
+                if key == "remote"
+                else "server_port"
+            )
         return f"{letter}_{key}"
     return _APACHE_SIMPLE.get(letter, f"apache_{letter}")
 
@@ -260,7 +276,7 @@ NGINX_PRESETS: dict[str, str] = {
     "npm_proxy": "[$time_local] $upstream_cache_status $upstream_status $status - $request_method $scheme $host "
     '"$request_uri" [Client $remote_addr] [Length $body_bytes_sent] [Gzip $gzip_ratio] [Sent-to $server] '
     '"$http_user_agent" "$http_referer"',
-    "npm_standard": "[$time_local] $status - $request_method $scheme $host \"$request_uri\" [Client $remote_addr] "
+    "npm_standard": '[$time_local] $status - $request_method $scheme $host "$request_uri" [Client $remote_addr] '
     '[Length $body_bytes_sent] [Gzip $gzip_ratio] "$http_user_agent" "$http_referer"',
 }
 
@@ -294,7 +310,10 @@ def _null_dash(e: pl.Expr) -> pl.Expr:
     return pl.when(e.is_in(["-", ""])).then(None).otherwise(e)
 
 
-def _int(e: pl.Expr, dtype: pl.DataType = pl.Int64()) -> pl.Expr:
+_INT64 = pl.Int64()
+
+
+def _int(e: pl.Expr, dtype: pl.DataType = _INT64) -> pl.Expr:
     return e.cast(dtype, strict=False)
 
 
@@ -398,17 +417,25 @@ def to_events(parsed: pl.DataFrame, fmt: CompiledFormat) -> pl.DataFrame:
     out = parsed.select(
         *[pl.col(c) for c in parsed.columns if not c.startswith("f_")],
         *[e.alias(k) for k, e in exprs.items()],
-        *([pl.struct([e.alias(k) for k, e in extra.items()]).struct.json_encode().alias("extra")] if extra else []),
+        *(
+            [pl.struct([e.alias(k) for k, e in extra.items()]).struct.json_encode().alias("extra")]
+            if extra
+            else []
+        ),
     )
     return out
 
 
 def _time_expr(col: pl.Expr, kind: str, fmt: CompiledFormat) -> pl.Expr:
     if kind == "clf":
-        return col.str.to_datetime(CLF_TIME, time_unit="us", strict=False, cache=True).dt.convert_time_zone("UTC")
+        return col.str.to_datetime(CLF_TIME, time_unit="us", strict=False, cache=True).dt.convert_time_zone(
+            "UTC"
+        )
     if kind == "apache":
         inner = col.str.strip_prefix("[").str.strip_suffix("]")
-        return inner.str.to_datetime(CLF_TIME, time_unit="us", strict=False, cache=True).dt.convert_time_zone("UTC")
+        return inner.str.to_datetime(CLF_TIME, time_unit="us", strict=False, cache=True).dt.convert_time_zone(
+            "UTC"
+        )
     if kind == "iso":
         return parse_iso_time(col)
     if kind == "epoch":

@@ -22,10 +22,19 @@ from .base import Detection, FileContext, Ingestor, reject_frame, sniff_lines
 from .logformat import CompiledFormat, Field, to_events
 
 _TIME_KEYS = {"time_local", "time_iso8601", "msec", "timestamp", "time"}
-_KEY_ALIASES = {"timestamp": "time_iso8601", "time": "time_iso8601", "http_referrer": "http_referer",
-                "client_ip": "remote_addr", "ip": "remote_addr", "user_agent": "http_user_agent",
-                "referer": "http_referer", "referrer": "http_referer", "method": "request_method",
-                "bytes_sent_body": "body_bytes_sent", "xff": "http_x_forwarded_for"}
+_KEY_ALIASES = {
+    "timestamp": "time_iso8601",
+    "time": "time_iso8601",
+    "http_referrer": "http_referer",
+    "client_ip": "remote_addr",
+    "ip": "remote_addr",
+    "user_agent": "http_user_agent",
+    "referer": "http_referer",
+    "referrer": "http_referer",
+    "method": "request_method",
+    "bytes_sent_body": "body_bytes_sent",
+    "xff": "http_x_forwarded_for",
+}
 _DASH_NUMBER = r'":\s*-\s*([,}])'
 
 
@@ -37,7 +46,9 @@ def _canonical(key: str) -> str:
 class NginxJsonIngestor(Ingestor):
     name = "nginx_json"
     description = "nginx access log written with log_format escape=json (one JSON object a line)"
-    recognised_by = "lines that are JSON objects whose keys are nginx variables (request/status and a time key)"
+    recognised_by = (
+        "lines that are JSON objects whose keys are nginx variables (request/status and a time key)"
+    )
     invalid_utf8 = "replace"
 
     def sniff(self, lines: list[str], path: str) -> Detection | None:
@@ -59,8 +70,12 @@ class NginxJsonIngestor(Ingestor):
         if not (has_time and has_req and ("status" in keys)):
             return None
         conf = 0.95 * ok / len(body)
-        return Detection(self.name, round(conf, 3), f"{ok}/{len(body)} head lines are JSON objects with nginx keys",
-                         params={})
+        return Detection(
+            self.name,
+            round(conf, 3),
+            f"{ok}/{len(body)} head lines are JSON objects with nginx keys",
+            params={},
+        )
 
     def parse(self, frame: pl.DataFrame, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
         line = pl.col("line")
@@ -75,7 +90,9 @@ class NginxJsonIngestor(Ingestor):
         try:
             decoded = frame.with_columns(line.str.json_decode(dtype).alias("_j"))
         except pl.exceptions.PolarsError:
-            valid = pl.Series([_valid_object(v) for v in frame.get_column("line").to_list()], dtype=pl.Boolean)
+            valid = pl.Series(
+                [_valid_object(v) for v in frame.get_column("line").to_list()], dtype=pl.Boolean
+            )
             bad = frame.filter(~valid)
             rejects.append(reject_frame(bad, "invalid JSON"))
             frame = frame.filter(valid)
@@ -88,8 +105,14 @@ class NginxJsonIngestor(Ingestor):
             final.append(n if n not in seen else f"f_{k}")
             seen.add(n)
         decoded = decoded.with_columns(pl.col("_j").struct.rename_fields(final)).unnest("_j").drop("line")
-        fmt = CompiledFormat("escape=json", "nginx", "(json keys)", tuple(Field(k, n[2:], True) for k, n in
-                                                                           zip(keys, final, strict=True)), "", "")
+        fmt = CompiledFormat(
+            "escape=json",
+            "nginx",
+            "(json keys)",
+            tuple(Field(k, n[2:], True) for k, n in zip(keys, final, strict=True)),
+            "",
+            "",
+        )
         events = to_events(decoded, fmt)
         if "ts" not in events.columns:
             rejects.append(reject_frame(events, "no time key"))

@@ -122,18 +122,26 @@ class EvidenceFile:
             content = hashlib.sha256() if compression else None
             content_bytes = 0
             error: Exception | None = None
+            # Read in small pieces so a corrupt stream loses only the piece that failed.
+            piece = min(size, 1 << 18)
+            read = getattr(stream, "read1", stream.read)  # read1: at most one read below, no lost tail
+            pending = bytearray()
             while True:
                 try:
-                    block = stream.read(size)
+                    data = read(piece)
                 except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
                     error = exc
+                    data = b""
+                if data:
+                    if content is not None:
+                        content.update(data)
+                    content_bytes += len(data)
+                    pending += data
+                if pending and (len(pending) >= size or not data):
+                    yield bytes(pending)
+                    pending = bytearray()
+                if not data:
                     break
-                if not block:
-                    break
-                if content is not None:
-                    content.update(block)
-                content_bytes += len(block)
-                yield block
             if error is not None:
                 # Hash the rest of the stored file so its sha256 is still the file's.
                 while hashed.read(1 << 20):
@@ -146,7 +154,9 @@ class EvidenceFile:
                 compression=compression,
             )
             if error is not None:
-                kind = {"gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "xz": "xz"}.get(compression or "", "")
+                kind = {"gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "xz": "xz"}.get(
+                    compression or "", ""
+                )
                 raise InputReadError(
                     f"corrupt or truncated {kind or 'file'} after {content_bytes} decompressed bytes: {error}"
                 )
@@ -185,7 +195,9 @@ class LineChunk:
         return pl.DataFrame(
             {
                 "line": self.lines,
-                "source_line": pl.int_range(self.first_line, self.first_line + n, dtype=pl.UInt64, eager=True),
+                "source_line": pl.int_range(
+                    self.first_line, self.first_line + n, dtype=pl.UInt64, eager=True
+                ),
                 "_idx": pl.int_range(0, n, dtype=pl.UInt32, eager=True),
             }
         )
@@ -196,7 +208,9 @@ class LineChunk:
         return self.raw[int(self.starts[idx]) : int(self.ends[idx])]
 
 
-def _split_block(block: bytes, base_offset: int, first_line: int, max_line: int, invalid: Invalid) -> LineChunk:
+def _split_block(
+    block: bytes, base_offset: int, first_line: int, max_line: int, invalid: Invalid
+) -> LineChunk:
     """Cut one block (that ends at a line boundary or at EOF) into lines."""
     arr = np.frombuffer(block, dtype=np.uint8)
     nl = np.flatnonzero(arr == 10)

@@ -225,8 +225,9 @@ def ingest_file(
     first = last = None
     try:
         if ingestor.line_based:
-            for chunk in prefetch(iter_line_chunks(evidence.blocks(), max_line=options.max_line,
-                                                   invalid=ingestor.invalid_utf8)):  # type: ignore[arg-type]
+            for chunk in prefetch(
+                iter_line_chunks(evidence.blocks(), max_line=options.max_line, invalid=ingestor.invalid_utf8)
+            ):  # type: ignore[arg-type]
                 events, rejects = _parse_chunk(ingestor, chunk, ctx)
                 result.lines_read += chunk.lines.len()
                 result.rows += events.height
@@ -272,7 +273,9 @@ def _parse_chunk(ingestor: Ingestor, chunk: LineChunk, ctx: FileContext) -> tupl
         lengths = [chunk.too_long[i] for i in long_rows.get_column("_idx").to_list()]
         rejects.append(
             long_rows.select("_idx", "source_line").with_columns(
-                pl.Series("reason", [f"line longer than {ctx.options.max_line} bytes ({n} bytes)" for n in lengths])
+                pl.Series(
+                    "reason", [f"line longer than {ctx.options.max_line} bytes ({n} bytes)" for n in lengths]
+                )
             )
         )
         frame = frame.filter(~pl.col("_idx").is_in(long_idx.implode()))

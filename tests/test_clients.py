@@ -1,0 +1,55 @@
+"""Client resolution on tiny inline frames."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from forensics.clients import resolve_clients, trusted_networks
+
+
+def _resolve(rows: list[tuple[str | None, str | None]], extra: tuple[str, ...] = ()) -> list[tuple]:
+    frame = pl.DataFrame(rows, schema={"remote_addr": pl.String, "xff": pl.String}, orient="row")
+    out = resolve_clients(frame, trusted_networks(extra))
+    return list(zip(out["client_ip"].to_list(), out["peer_ip"].to_list(), strict=True))
+
+
+def test_direct_client_without_proxy():
+    assert _resolve([("198.51.100.1", None)]) == [("198.51.100.1", None)]
+
+
+def test_forged_left_part_is_ignored():
+    assert _resolve([("10.0.0.1", "6.6.6.6, 198.51.100.2")]) == [("198.51.100.2", "10.0.0.1")]
+
+
+def test_all_trusted_chain_gives_left_most():
+    assert _resolve([("127.0.0.1", "10.0.0.2, 10.0.0.1")]) == [("10.0.0.2", "127.0.0.1")]
+
+
+def test_untrusted_peer_xff_not_believed():
+    assert _resolve([("198.51.100.3", "1.2.3.4")]) == [("198.51.100.3", None)]
+
+
+def test_ipv6_and_ports_and_odd_text():
+    rows = [
+        ("fd00::5", "[2001:db8::7]:443"),
+        ("10.0.0.1", "203.0.113.4:5555"),
+        ("170.01.01.02", None),
+        ("10.0.0.1", "unknown, 198.51.100.8"),
+    ]
+    assert _resolve(rows) == [
+        ("2001:db8::7", "fd00::5"),
+        ("203.0.113.4", "10.0.0.1"),
+        ("170.01.01.02", None),
+        ("198.51.100.8", "10.0.0.1"),
+    ]
+
+
+def test_custom_trusted_range():
+    assert _resolve([("192.0.2.1", "198.51.100.9")], ("192.0.2.0/24",)) == [("198.51.100.9", "192.0.2.1")]
+
+
+def test_empty_frame_keeps_schema():
+    out = resolve_clients(
+        pl.DataFrame(schema={"remote_addr": pl.String, "xff": pl.String}), trusted_networks()
+    )
+    assert out.height == 0 and out.schema["client_ip"] == pl.String

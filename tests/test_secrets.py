@@ -1,0 +1,61 @@
+"""Credentials never reach the case directory in clear; fingerprints stay stable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from forensics.secrets import fingerprint, mask_series, mask_text
+
+TOKEN = "s3cr3t-T0ken-planted-4242"
+
+
+def _case_text(case_dir: Path) -> str:
+    """Everything in the case as text: raw bytes of every file, and every Parquet cell (compressed on disk)."""
+    chunks = []
+    for f in sorted(case_dir.rglob("*")):
+        if not f.is_file():
+            continue
+        if f.suffix == ".parquet":
+            frame = pl.read_parquet(f)
+            chunks.append(frame.select(pl.all().cast(pl.String)).write_csv())
+        else:
+            chunks.append(f.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(chunks)
+
+
+def test_planted_token_is_absent_from_the_whole_case(ingest_files):
+    lines = (
+        f'203.0.113.9 - - [01/Feb/2023:00:00:00 +0000] "GET /api/v1/me?api_key={TOKEN}&x=1 HTTP/1.1" 200 10 '
+        f'"https://app.example.com/cb?access_token={TOKEN}" "curl/8"\n'
+        f'203.0.113.9 - - [01/Feb/2023:00:00:01 +0000] "GET /reset?token={TOKEN} HTTP/1.1" 200 10 "-" "curl/8"\n'
+        # a reject that carries the token must be masked too
+        f'203.0.113.9 - - [01/Feb/2023:00:00:02 +0000] "GET /x?password={TOKEN} HTTP/1.1" 200 10 "-" "unterminated\n'
+    ) * 3
+    case = ingest_files({"access.log": lines})
+    text = _case_text(case.case_dir)
+    assert TOKEN not in text
+    assert fingerprint(TOKEN) in text
+    ev = case.events()
+    assert ev.filter(pl.col("path") == "/api/v1/me")["principal"][0] == fingerprint(TOKEN)
+    assert ev.filter(pl.col("path") == "/api/v1/me")["auth"][0] == "apikey"
+    assert case.rejects().height == 3
+
+
+def test_mask_shapes():
+    assert mask_text(f"a=1&api_key={TOKEN}") == f"a=1&api_key={fingerprint(TOKEN)}"
+    assert mask_text(f"monkey={TOKEN}") == f"monkey={TOKEN}"  # not a credential name
+    assert mask_text(f"https://bob:{TOKEN}@h/x") == f"https://bob:{fingerprint(TOKEN)}@h/x"
+    assert mask_text(f"Authorization: Bearer {TOKEN}") == f"Authorization: Bearer {fingerprint(TOKEN)}"
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl"
+    assert mask_text(f"x {jwt} y") == f"x {fingerprint(jwt)} y"
+    # masking is idempotent: a fingerprint is not fingerprinted again
+    once = mask_text(f"token={TOKEN}")
+    assert mask_text(once) == once
+
+
+def test_vectorised_masking_equals_scalar():
+    values = [f"q=1&token={TOKEN}", None, "plain", f"token={TOKEN}x&token={TOKEN}", "password=&a=b"]
+    got = mask_series(pl.Series(values, dtype=pl.String)).to_list()
+    assert got == [mask_text(v) for v in values]
