@@ -17,8 +17,6 @@ Both are counted, and the counts go into the manifest entry of the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
 
 CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
@@ -47,22 +45,13 @@ def parse_epoch_seconds(expr: pl.Expr) -> pl.Expr:
     return pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC")
 
 
-@dataclass
-class LocalizeStats:
-    ambiguous: int = 0
-    nonexistent: int = 0
-
-
-def localize(naive: pl.Series, tz: str, stats: LocalizeStats | None = None) -> pl.Series:
-    """Naive local wall-clock times in ``tz`` → UTC, by the module's DST rule."""
+def localize(naive: pl.Series, tz: str) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """Naive local wall-clock times in ``tz`` → (UTC, ambiguous flags, non-existent flags), by the DST rule."""
     first = naive.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-    if stats is not None:
-        latest = naive.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
-        stats.ambiguous += int(((first != latest) & first.is_not_null()).sum() or 0)
-    gap = first.is_null() & naive.is_not_null()
+    latest = naive.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
+    ambiguous = ((first != latest) & first.is_not_null()).fill_null(False)
+    gap = (first.is_null() & naive.is_not_null()).fill_null(False)
     if gap.any():
-        if stats is not None:
-            stats.nonexistent += int(gap.sum())
         idx = gap.arg_true()
         # The offset in force before the jump: localise one hour earlier, then add the hour back.
         before = naive.gather(idx).dt.offset_by("-1h")
@@ -70,4 +59,4 @@ def localize(naive: pl.Series, tz: str, stats: LocalizeStats | None = None) -> p
             "1h"
         )
         first = first.scatter(idx, shifted)
-    return first.dt.convert_time_zone("UTC")
+    return first.dt.convert_time_zone("UTC"), ambiguous.alias("ambiguous"), gap.alias("nonexistent")

@@ -20,7 +20,7 @@ from ..clients import Network, resolve_clients
 from ..endpoints import template_paths
 from ..schema import conform, conform_rejects
 from ..secrets import auth_from_header, fingerprint, mask_series
-from ._time import LocalizeStats, localize
+from ._time import localize
 from .reader import MAX_LINE, EvidenceFile
 
 ROLES = ("traffic", "reference")
@@ -53,12 +53,12 @@ class Detection:
 class FileContext:
     """Everything a parse needs to know about the file beyond its bytes."""
 
-    source_file: str  # path as recorded in the manifest
+    source_file: str  # path as recorded in the manifest ("" when a batch spans files: then a column says)
     observer: str
     options: IngestOptions
     nets: list[Network]
     detection: Detection
-    tz_stats: LocalizeStats = field(default_factory=LocalizeStats)
+    dst: dict[str, list[int]] = field(default_factory=dict)  # source_file → [ambiguous, non-existent] rows
     notes: list[str] = field(default_factory=list)
 
 
@@ -255,11 +255,23 @@ def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.Da
         return conform(frame)
     from .logformat import ESCAPED_COLUMNS
 
+    if "source_file" not in frame.columns:
+        frame = frame.with_columns(pl.lit(ctx.source_file).alias("source_file"))
     if "ts" in frame.columns and frame.schema["ts"] == pl.Datetime("us"):  # naive local time
         tz = ctx.options.tz or "UTC"
         if ctx.options.tz is None and "local times read as UTC (no --tz given)" not in ctx.notes:
             ctx.notes.append("local times read as UTC (no --tz given)")
-        frame = frame.with_columns(localize(frame.get_column("ts"), tz, ctx.tz_stats).alias("ts"))
+        utc, ambiguous, gap = localize(frame.get_column("ts"), tz)
+        counts = (
+            pl.DataFrame({"f": frame.get_column("source_file").cast(pl.String), "a": ambiguous, "g": gap})
+            .group_by("f")
+            .agg(pl.col("a").sum(), pl.col("g").sum())
+        )
+        for f, a, g in counts.iter_rows():
+            tally = ctx.dst.setdefault(f, [0, 0])
+            tally[0] += int(a)
+            tally[1] += int(g)
+        frame = frame.with_columns(utc.alias("ts"))
     frame = split_request(frame)
     frame = split_target(frame)
     esc = [c for c in ESCAPED_COLUMNS if c in frame.columns and frame.schema[c] == pl.String]
@@ -286,14 +298,11 @@ def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.Da
     frame = _principal_from_headers(frame)
     if "path" in frame.columns:
         frame = frame.with_columns(template_paths(frame.get_column("path")).alias("endpoint"))
-    observer = pl.lit(ctx.observer)
+    # Observer: what the format itself names (an ALB), else the file's (batched files carry a column).
+    observer = pl.col("_file_observer") if "_file_observer" in frame.columns else pl.lit(ctx.observer)
     if "observer" in frame.columns:
         observer = pl.coalesce(pl.col("observer").cast(pl.String), observer)
-    frame = frame.with_columns(
-        pl.lit(source_format).alias("source_format"),
-        observer.alias("observer"),
-        pl.lit(ctx.source_file).alias("source_file"),
-    )
+    frame = frame.with_columns(pl.lit(source_format).alias("source_format"), observer.alias("observer"))
     return conform(frame)
 
 

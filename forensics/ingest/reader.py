@@ -99,6 +99,16 @@ class EvidenceFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.digests = Digests()
+        self.error: InputReadError | None = None
+
+    def read_all(self) -> bytes:
+        """The whole decompressed content (for small files); a corrupt tail is recorded in :attr:`error`."""
+        parts = []
+        try:
+            parts.extend(self.blocks())
+        except InputReadError as exc:
+            self.error = exc
+        return b"".join(parts)
 
     def head(self, size: int = HEAD_BYTES) -> bytes:
         """The first ``size`` decompressed bytes (for detection); does not touch the digests."""

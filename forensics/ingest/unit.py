@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from ..clients import trusted_networks
@@ -24,9 +26,12 @@ from ..schema import PARTITION_COLUMN, REJECT_TEXT_MAX, conform_rejects, empty_r
 from ..secrets import mask_text
 from . import detect, get
 from .base import Detection, FileContext, IngestOptions, Ingestor, finalize
-from .reader import EvidenceFile, LineChunk, head_lines, iter_line_chunks, prefetch
+from .reader import HEAD_BYTES, EvidenceFile, LineChunk, head_lines, iter_line_chunks, prefetch
 
 FLUSH_ROWS = 1_000_000
+SMALL_FILE = 8 * 1024 * 1024  # stored size up to which a file is read whole and batched with others
+BATCH_LINES = 300_000
+BATCH_BYTES = 64 * 1024 * 1024
 
 Progress = Callable[[int, int], None]  # (lines, bytes) since the last call
 
@@ -155,33 +160,140 @@ def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
     frame.write_parquet(path, compression="zstd", compression_level=3, statistics=True)
 
 
-def _reject_rows(rej: pl.DataFrame, chunk: LineChunk, ctx: FileContext, fmt: str) -> pl.DataFrame:
+@dataclass
+class _Member:
+    """One file's lines inside a parse batch."""
+
+    result: FileResult
+    chunk: LineChunk
+    observer: str
+    start: int = 0  # global index of the chunk's first line in the batch
+
+
+@dataclass
+class _Batch:
+    """Lines of one or more files of the same format, parsed by one vectorised call."""
+
+    ingestor: Ingestor
+    ctx: FileContext
+    members: list[_Member] = field(default_factory=list)
+    lines: int = 0
+    nbytes: int = 0
+
+    def add(self, result: FileResult, chunk: LineChunk, observer: str) -> None:
+        self.members.append(_Member(result, chunk, observer, self.lines))
+        self.lines += chunk.lines.len()
+        self.nbytes += len(chunk.raw)
+
+    @property
+    def full(self) -> bool:
+        return self.lines >= BATCH_LINES or self.nbytes >= BATCH_BYTES
+
+
+def _process(batch: _Batch, writer: PartWriter, progress: Progress | None) -> None:
+    """Parse, normalise and buffer a batch; add per-file counts to each member's result."""
+    frames = []
+    long_rows: list[tuple[int, int, int]] = []  # (global idx, source_line, length)
+    for m in batch.members:
+        fr = m.chunk.frame().with_columns(
+            pl.col("_idx") + m.start,
+            pl.lit(m.result.path).alias("source_file"),
+            pl.lit(m.observer).alias("_file_observer"),
+        )
+        frames.append(fr)
+        for i, length in m.chunk.too_long.items():
+            long_rows.append((m.start + i, m.chunk.first_line + i, length))
+    frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+    rejects = []
+    if long_rows:
+        idx = [r[0] for r in long_rows]
+        rejects.append(
+            pl.DataFrame(
+                {
+                    "_idx": pl.Series(idx, dtype=pl.UInt32),
+                    "source_line": pl.Series([r[1] for r in long_rows], dtype=pl.UInt64),
+                    "reason": [
+                        f"line longer than {batch.ctx.options.max_line} bytes ({r[2]} bytes)"
+                        for r in long_rows
+                    ],
+                    "source_file": [batch.members[_member_of(batch, i)].result.path for i in idx],
+                }
+            )
+        )
+        frame = frame.filter(~pl.col("_idx").is_in(pl.Series(idx, dtype=pl.UInt32).implode()))
+    events, rej = batch.ingestor.parse(frame, batch.ctx) if frame.height else (pl.DataFrame(), None)
+    if rej is not None and rej.height:
+        if "source_file" not in rej.columns:
+            rej = rej.join(frame.select("_idx", "source_file"), on="_idx", how="left")
+        rejects.append(rej.select("_idx", "source_line", "reason", "source_file"))
+    events = finalize(events, batch.ctx, batch.ingestor.name)
+    rej_all = pl.concat(rejects) if rejects else None
+    _count(batch, events, rej_all)
+    writer.add(events, _reject_rows(rej_all, batch) if rej_all is not None else None)
+    if progress:
+        progress(batch.lines, batch.nbytes)
+
+
+def _member_of(batch: _Batch, global_idx: int) -> int:
+    starts = [m.start for m in batch.members]
+    return max(0, int(np.searchsorted(np.asarray(starts), global_idx, side="right")) - 1)
+
+
+def _count(batch: _Batch, events: pl.DataFrame, rejects: pl.DataFrame | None) -> None:
+    by_file = {m.result.path: m.result for m in batch.members}
+    for m in batch.members:
+        m.result.lines_read += m.chunk.lines.len()
+        m.result.invalid_utf8_lines += m.chunk.invalid_utf8
+    if events.height:
+        stats = events.group_by(pl.col("source_file").cast(pl.String)).agg(
+            pl.len().alias("n"), pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi")
+        )
+        for f, n, lo, hi in stats.iter_rows():
+            r = by_file[f]
+            r.rows += n
+            r.first_ts = _min_iso(r.first_ts, lo)
+            r.last_ts = _max_iso(r.last_ts, hi)
+    if rejects is not None and rejects.height:
+        for f, n in rejects.group_by("source_file").agg(pl.len()).iter_rows():
+            by_file[f].rejected += n
+    for f, (amb, gap) in batch.ctx.dst.items():
+        if f in by_file:
+            by_file[f].dst_ambiguous += amb
+            by_file[f].dst_nonexistent += gap
+    batch.ctx.dst.clear()
+
+
+def _min_iso(current: str | None, value: Any) -> str | None:
+    iso = _iso(value)
+    return iso if current is None or (iso is not None and iso < current) else current
+
+
+def _max_iso(current: str | None, value: Any) -> str | None:
+    iso = _iso(value)
+    return iso if current is None or (iso is not None and iso > current) else current
+
+
+def _reject_rows(rej: pl.DataFrame, batch: _Batch) -> pl.DataFrame:
     """Reject rows with provenance, the exact line's sha256 and its masked, truncated text."""
     if rej.height == 0:
         return empty_rejects()
-    idx = rej.get_column("_idx").to_list()
     shas, texts, offsets = [], [], []
-    for i in idx:
-        raw = chunk.raw_line(i)
-        shas.append(chunk.line_sha.get(i) or hashlib.sha256(raw).hexdigest())
+    starts = np.asarray([m.start for m in batch.members])
+    for g in rej.get_column("_idx").to_list():
+        m = batch.members[int(np.searchsorted(starts, g, side="right")) - 1]
+        i = g - m.start
+        raw = m.chunk.raw_line(i)
+        shas.append(m.chunk.line_sha.get(i) or hashlib.sha256(raw).hexdigest())
         text = raw[: REJECT_TEXT_MAX * 4].decode("utf-8", "backslashreplace")[:REJECT_TEXT_MAX]
         texts.append(mask_text(text))
-        offsets.append(int(chunk.offsets[i]))
-    out = rej.select("source_line", "reason").with_columns(
+        offsets.append(int(m.chunk.offsets[i]))
+    out = rej.select("source_line", "reason", "source_file").with_columns(
         pl.Series("byte_offset", offsets, dtype=pl.UInt64),
         pl.Series("line_sha256", shas, dtype=pl.String),
         pl.Series("text", texts, dtype=pl.String),
-        pl.lit(ctx.source_file).alias("source_file"),
-        pl.lit(fmt).alias("source_format"),
+        pl.lit(batch.ingestor.name).alias("source_format"),
     )
     return conform_rejects(out)
-
-
-def _ts_bounds(frame: pl.DataFrame) -> tuple[Any, Any]:
-    if frame.height == 0:
-        return None, None
-    ts = frame.get_column("ts")
-    return ts.min(), ts.max()
 
 
 def _iso(value: Any) -> str | None:
@@ -190,64 +302,135 @@ def _iso(value: Any) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def ingest_file(
-    task: FileTask,
-    options: IngestOptions,
-    writer: PartWriter,
-    nets: list[Any],
-    progress: Progress | None = None,
-) -> FileResult:
-    """Detect, read, parse, normalise and buffer one file; never raises for bad input."""
-    result = FileResult(path=task.rel_path, observer=task.observer)
-    evidence = EvidenceFile(task.abs_path)
-    try:
-        head = evidence.head()
-    except (InputReadError, OSError) as exc:
-        _hash_only(evidence, result)
-        result.status, result.error = "error", str(exc)
-        return result
-    if not head:
-        _hash_only(evidence, result)
-        result.status = "empty"
-        return result
+def _fill_digests(result: FileResult, evidence: EvidenceFile) -> None:
+    d = evidence.digests
+    result.sha256, result.content_sha256 = d.sha256, d.content_sha256
+    result.bytes, result.content_bytes, result.compression = d.bytes, d.content_bytes, d.compression
+
+
+def _detect(
+    task: FileTask, head: bytes, options: IngestOptions, result: FileResult, cache: dict[str, Detection]
+) -> Detection | None:
+    """Detection, remembered per file-name shape: ten thousand ALB files share one shape, and each is only
+    checked against the remembered format (a trial parse of its first lines) instead of every format."""
     lines = head_lines(head)
-    detection = detect(lines, task.rel_path, options)
+    shape = _shape(task.rel_path)
+    detection = None
+    known = cache.get(shape)
+    if known is not None and not options.format and not options.log_format:
+        again = get(known.ingestor).sniff(lines[:20], task.rel_path)
+        if again is not None and again.confidence >= known.confidence - 0.15 and again.params == known.params:
+            detection = again
     if detection is None:
-        _hash_only(evidence, result)
-        result.status = "unknown"
-        result.notes.append("no ingestor recognised the first lines; not parsed")
-        return result
-    ingestor = get(detection.ingestor)
-    result.format, result.variant = ingestor.name, detection.variant
-    result.detected_by, result.confidence = detection.how, detection.confidence
-    result.role = options.role or ingestor.default_role
-    ctx = FileContext(task.rel_path, task.observer, options, nets, detection)
-    first = last = None
+        detection = detect(lines, task.rel_path, options)
+        if detection is not None:
+            cache[shape] = detection
+    if detection is not None:
+        ing = get(detection.ingestor)
+        result.format, result.variant = ing.name, detection.variant
+        result.detected_by, result.confidence = detection.how, detection.confidence
+        result.role = options.role or ing.default_role
+    return detection
+
+
+def _shape(rel_path: str) -> str:
+    return re.sub(r"[0-9a-f]{6,}|\d+", "#", rel_path)
+
+
+def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
+    """The unit of work. Pure: inputs in, temporary parts and stats out.
+
+    Small files are read whole (one read serves hashing, detection and parsing) and their lines are
+    batched per format into one vectorised parse; big files stream chunk by chunk.
+    """
+    nets = trusted_networks(task.options.trusted_proxies)
+    writer = PartWriter(task.case_dir, f"{task.unit_id}")
+    results: list[FileResult] = []
+    batches: dict[str, _Batch] = {}
+    cache: dict[str, Detection] = {}
+    for f in task.files:
+        result = FileResult(path=f.rel_path, observer=f.observer)
+        results.append(result)
+        evidence = EvidenceFile(f.abs_path)
+        try:
+            if f.size <= SMALL_FILE:
+                content = evidence.read_all()
+                head = content[:HEAD_BYTES]
+                if evidence.error is not None and not content:
+                    raise evidence.error
+            else:
+                content = None
+                head = evidence.head()
+        except (InputReadError, OSError) as exc:
+            if not result.sha256:
+                _hash_only(evidence, result)
+            result.status, result.error = "error", str(exc)
+            continue
+        if not head:
+            _fill_digests(result, evidence) if content is not None else _hash_only(evidence, result)
+            result.status = "empty"
+            continue
+        detection = _detect(f, head, task.options, result, cache)
+        if detection is None:
+            _fill_digests(result, evidence) if content is not None else _hash_only(evidence, result)
+            result.status = "unknown"
+            result.notes.append("no ingestor recognised the first lines; not parsed")
+            continue
+        ingestor = get(detection.ingestor)
+        ctx = FileContext(f.rel_path, f.observer, task.options, nets, detection)
+        if content is not None and ingestor.line_based:
+            _fill_digests(result, evidence)
+            if evidence.error is not None:
+                result.status, result.error = ("partial" if content else "error"), str(evidence.error)
+            key = f"{ingestor.name}|{detection.params!r}"
+            batch = batches.get(key)
+            if batch is None:
+                batch = batches[key] = _Batch(ingestor, FileContext("", "", task.options, nets, detection))
+            for chunk in iter_line_chunks(
+                iter([content]), max_line=task.options.max_line, invalid=ingestor.invalid_utf8
+            ):  # type: ignore[arg-type]
+                batch.add(result, chunk, f.observer)
+            result.notes.extend(n for n in batch.ctx.notes if n not in result.notes)
+            if batch.full:
+                _process(batch, writer, progress)
+                del batches[key]
+        else:
+            _stream_file(f, evidence, ingestor, ctx, result, writer, progress)
+    for batch in batches.values():
+        _process(batch, writer, progress)
+    parts = writer.close()
+    return UnitResult(task.unit_id, results, parts)
+
+
+def _stream_file(
+    task: FileTask,
+    evidence: EvidenceFile,
+    ingestor: Ingestor,
+    ctx: FileContext,
+    result: FileResult,
+    writer: PartWriter,
+    progress: Progress | None,
+) -> None:
+    """A big file (or a document format): chunk by chunk, memory bounded whatever its size."""
     try:
         if ingestor.line_based:
-            for chunk in prefetch(
-                iter_line_chunks(evidence.blocks(), max_line=options.max_line, invalid=ingestor.invalid_utf8)
-            ):  # type: ignore[arg-type]
-                events, rejects = _parse_chunk(ingestor, chunk, ctx)
-                result.lines_read += chunk.lines.len()
-                result.rows += events.height
-                result.rejected += rejects.height
-                result.invalid_utf8_lines += chunk.invalid_utf8
-                lo, hi = _ts_bounds(events)
-                first = lo if first is None or (lo is not None and lo < first) else first
-                last = hi if last is None or (hi is not None and hi > last) else last
-                writer.add(events, rejects)
-                if progress:
-                    progress(chunk.lines.len(), len(chunk.raw))
+            blocks = evidence.blocks()
+            chunks = prefetch(
+                iter_line_chunks(blocks, max_line=ctx.options.max_line, invalid=ingestor.invalid_utf8)
+            )  # type: ignore[arg-type]
+            for chunk in chunks:
+                batch = _Batch(ingestor, ctx)
+                batch.add(result, chunk, task.observer)
+                _process(batch, writer, progress)
         else:
             for events, rejects, n in ingestor.read_document(evidence, ctx):
                 events = finalize(events, ctx, ingestor.name) if events.height else events
                 result.lines_read += n
                 result.rows += events.height
                 result.rejected += rejects.height
-                lo, hi = _ts_bounds(events)
-                first = lo if first is None or (lo is not None and lo < first) else first
-                last = hi if last is None or (hi is not None and hi > last) else last
+                if events.height:
+                    result.first_ts = _min_iso(result.first_ts, events.get_column("ts").min())
+                    result.last_ts = _max_iso(result.last_ts, events.get_column("ts").max())
                 writer.add(events, rejects)
     except InputReadError as exc:
         result.status = "partial" if result.lines_read else "error"
@@ -255,36 +438,12 @@ def ingest_file(
     except OSError as exc:
         result.status = "error"
         result.error = f"cannot read: {exc}"
-    d = evidence.digests
-    result.sha256, result.content_sha256 = d.sha256, d.content_sha256
-    result.bytes, result.content_bytes, result.compression = d.bytes, d.content_bytes, d.compression
-    result.first_ts, result.last_ts = _iso(first), _iso(last)
-    result.dst_ambiguous, result.dst_nonexistent = ctx.tz_stats.ambiguous, ctx.tz_stats.nonexistent
-    result.notes.extend(ctx.notes)
-    return result
-
-
-def _parse_chunk(ingestor: Ingestor, chunk: LineChunk, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
-    frame = chunk.frame()
-    rejects = []
-    if chunk.too_long:
-        long_idx = pl.Series(list(chunk.too_long), dtype=pl.UInt32)
-        long_rows = frame.filter(pl.col("_idx").is_in(long_idx.implode()))
-        lengths = [chunk.too_long[i] for i in long_rows.get_column("_idx").to_list()]
-        rejects.append(
-            long_rows.select("_idx", "source_line").with_columns(
-                pl.Series(
-                    "reason", [f"line longer than {ctx.options.max_line} bytes ({n} bytes)" for n in lengths]
-                )
-            )
-        )
-        frame = frame.filter(~pl.col("_idx").is_in(long_idx.implode()))
-    events, rej = ingestor.parse(frame, ctx) if frame.height else (pl.DataFrame(), None)
-    if rej is not None and rej.height:
-        rejects.append(rej.select("_idx", "source_line", "reason"))
-    events = finalize(events, ctx, ingestor.name)
-    rej_all = pl.concat(rejects) if rejects else pl.DataFrame()
-    return events, _reject_rows(rej_all, chunk, ctx, ingestor.name)
+    _fill_digests(result, evidence)
+    for f, (amb, gap) in ctx.dst.items():
+        if f == result.path:
+            result.dst_ambiguous += amb
+            result.dst_nonexistent += gap
+    result.notes.extend(n for n in ctx.notes if n not in result.notes)
 
 
 def _hash_only(evidence: EvidenceFile, result: FileResult) -> None:
@@ -294,18 +453,7 @@ def _hash_only(evidence: EvidenceFile, result: FileResult) -> None:
             pass
     except (InputReadError, OSError) as exc:
         result.error = str(exc)
-    d = evidence.digests
-    result.sha256, result.content_sha256 = d.sha256, d.content_sha256
-    result.bytes, result.content_bytes, result.compression = d.bytes, d.content_bytes, d.compression
-
-
-def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
-    """The unit of work. Pure: inputs in, temporary parts and stats out."""
-    nets = trusted_networks(task.options.trusted_proxies)
-    writer = PartWriter(task.case_dir, f"{task.unit_id}")
-    results = [ingest_file(f, task.options, writer, nets, progress) for f in task.files]
-    parts = writer.close()
-    return UnitResult(task.unit_id, results, parts)
+    _fill_digests(result, evidence)
 
 
 def new_run_id() -> str:
