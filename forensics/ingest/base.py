@@ -210,6 +210,10 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
     # Basic-auth user names ($remote_user / %u) are identities, not secrets.
     if "principal" in frame.columns:
         auth = pl.select(pl.when(principal.is_not_null()).then(pl.lit("basic"))).to_series()
+    if "auth" in frame.columns:
+        # A source that shows every request header (HAR) decides the kind itself, "none" included.
+        given = frame.get_column("auth").cast(pl.String)
+        auth = pl.select(pl.coalesce(given, auth)).to_series()
     if "authorization" in frame.columns:
         uniq = frame.get_column("authorization").drop_nulls().unique().to_list()
         mapping = {v: auth_from_header(v) for v in uniq}
