@@ -36,6 +36,8 @@ _SCHEME = r"(?:[Bb]earer|[Bb]asic|[Tt]oken|[Dd]igest)\s+[A-Za-z0-9._~+/=-]{8,}"
 _JWT = r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
 SECRET_RE = "(?i)(?:" + _PAIR + "|" + _USERINFO + "|" + _SCHEME + "|" + _JWT + ")"
 _SECRET_PY = re.compile(SECRET_RE)
+#: Literals one of which every credential shape contains ("=" for key=value pairs).
+_PREFILTER = ["=", "://", "bearer", "basic", "token", "digest", "eyj"]
 _FP_RE = re.compile(r"^fp:[0-9a-f]{16}$")
 
 
@@ -75,7 +77,12 @@ def mask_series(values: pl.Series) -> pl.Series:
     """Vectorised :func:`mask_text` over a string column."""
     if values.len() == 0 or values.null_count() == values.len():
         return values
-    hit = values.str.contains(SECRET_RE).fill_null(False)
+    # A literal pre-filter (Aho-Corasick) first: the regex runs only on rows that could match.
+    frame = pl.DataFrame({"v": values})
+    maybe = frame.select(pl.col("v").str.contains_any(_PREFILTER, ascii_case_insensitive=True)).to_series()
+    if not maybe.any():
+        return values
+    hit = maybe & values.str.contains(SECRET_RE).fill_null(False)
     if not hit.any():
         return values
     idx = hit.arg_true()

@@ -67,17 +67,13 @@ _ERROR_ANY = re.compile(_ERROR_NGINX + "|" + _ERROR_APACHE)
 
 def _extract(frame: pl.DataFrame, regex: str, fields: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply one regex: (matched rows with f_<field> columns, unmatched rows)."""
-    groups = pl.col("line").str.extract_groups(regex)
-    ex = frame.with_columns(groups.alias("_g"))
-    first = pl.col("_g").struct.field("1")
-    matched = ex.filter(first.is_not_null())
-    rest = ex.filter(first.is_null()).drop("_g")
-    names = {str(i + 1): f"f_{f}" for i, f in enumerate(fields)}
-    matched = matched.with_columns(
-        pl.col("_g").struct.rename_fields([names[k] for k in sorted(names, key=int)])
-    )
-    matched = matched.unnest("_g").drop("line")
-    return matched, rest
+    names = [f"f_{f}" for f in fields]
+    # DataFrame.select, not Series.str: the frame-level path runs about twice as fast here.
+    groups = frame.select(pl.col("line").str.extract_groups(regex).struct.rename_fields(names)).unnest("line")
+    matched = groups.get_column(names[0]).is_not_null()
+    if matched.all():  # the common case: no filtering copies
+        return frame.drop("line").hstack(groups), frame.clear()
+    return frame.drop("line").hstack(groups).filter(matched), frame.filter(~matched)
 
 
 def _lenient_prefix(frame: pl.DataFrame) -> pl.DataFrame:

@@ -140,6 +140,7 @@ def unescape_series(values: pl.Series) -> pl.Series:
 # "GET /path?x HTTP/1.1" → method, target, protocol. The target may contain spaces ("/a[ ]b"):
 # the method is split off the left and the protocol off the right.
 _REQUEST_RE = r"^([A-Za-z][A-Za-z0-9_-]*) (.*?)(?: (HTTP/[0-9.]+|HTTP))?$"
+_REQUEST_FAST_RE = r"^([A-Z]+) (\S+) (HTTP/[0-9.]+)$"
 _URL_RE = r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)$"
 
 
@@ -147,11 +148,18 @@ def split_request(frame: pl.DataFrame) -> pl.DataFrame:
     """``request_line`` → method, target, protocol; the raw line kept in ``request`` when unreadable."""
     if "request_line" not in frame.columns:
         return frame
-    parts = pl.col("request_line").str.extract_groups(_REQUEST_RE)
-    frame = frame.with_columns(parts.alias("_rq"))
-    method = pl.col("_rq").struct.field("1")
-    target = pl.col("_rq").struct.field("2")
-    protocol = pl.col("_rq").struct.field("3")
+    # Fast path (almost every line): "METHOD target HTTP/x" with no space in the target; the general
+    # regex (spaces in the target, no protocol) runs only on the rest.
+    line = frame.get_column("request_line")
+    parts = frame.select(pl.col("request_line").str.extract_groups(_REQUEST_FAST_RE)).unnest("request_line")
+    m, t, p = (parts.get_column(k) for k in ("1", "2", "3"))
+    miss = m.is_null() & line.is_not_null()
+    if miss.any():
+        idx = miss.arg_true()
+        slow = line.gather(idx).str.extract_groups(_REQUEST_RE).struct.unnest()
+        m, t, p = (s.scatter(idx, slow.get_column(k)) for s, k in ((m, "1"), (t, "2"), (p, "3")))
+    frame = frame.with_columns(m.alias("_m"), t.alias("_t"), p.alias("_p"))
+    method, target, protocol = pl.col("_m"), pl.col("_t"), pl.col("_p")
     readable = method.is_not_null() & (target.str.len_bytes() > 0)
     cols = {
         "method": pl.when(readable).then(method),
@@ -164,37 +172,50 @@ def split_request(frame: pl.DataFrame) -> pl.DataFrame:
         if name in frame.columns and name != "request":
             expr = pl.coalesce(pl.col(name), expr)
         exprs.append(expr.alias(name))
-    return frame.with_columns(exprs).drop("_rq", "request_line")
+    return frame.with_columns(exprs).drop("_m", "_t", "_p", "request_line")
 
 
 def split_target(frame: pl.DataFrame) -> pl.DataFrame:
     """``target`` (path?query, or an absolute URL) → scheme, host, path, query."""
     if "target" not in frame.columns:
         return frame
-    absolute = pl.col("target").str.extract_groups(_URL_RE)
-    frame = frame.with_columns(absolute.alias("_u"))
-    is_abs = pl.col("_u").struct.field("1").is_not_null()
-    rest = pl.when(is_abs).then(pl.col("_u").struct.field("3")).otherwise(pl.col("target"))
-    frame = frame.with_columns(rest.alias("_rest"))
-    split = pl.col("_rest").str.splitn("?", 2)
-    path = split.struct.field("field_0")
-    path = pl.when(is_abs & (path == "")).then(pl.lit("/")).otherwise(path)
-    new = {
-        "path": path,
-        "query": split.struct.field("field_1"),
-        "scheme": pl.when(is_abs).then(pl.col("_u").struct.field("1").str.to_lowercase()),
-        "host": pl.when(is_abs).then(pl.col("_u").struct.field("2")),
-    }
+    # Origin-form targets ("/path?q") are the rule; only absolute URLs need the URL regex.
+    origin = frame.select(pl.col("target").str.starts_with("/").fill_null(True).all()).item()
+    if origin:
+        rest = pl.col("target")
+        parts = frame.select(rest.str.splitn("?", 2).struct.rename_fields(["_path", "_query"])).unnest(
+            "target"
+        )
+        frame = frame.hstack(parts)
+        new = {"path": pl.col("_path"), "query": pl.col("_query")}
+    else:
+        url = frame.select(
+            pl.col("target").str.extract_groups(_URL_RE).struct.rename_fields(["_s", "_h", "_r"])
+        )
+        frame = frame.hstack(url.unnest("target"))
+        is_abs = pl.col("_s").is_not_null()
+        rest = pl.when(is_abs).then(pl.col("_r")).otherwise(pl.col("target"))
+        parts = frame.select(rest.str.splitn("?", 2).struct.rename_fields(["_path", "_query"]).alias("_sp"))
+        frame = frame.hstack(parts.unnest("_sp"))
+        new = {
+            "path": pl.when(is_abs & (pl.col("_path") == "")).then(pl.lit("/")).otherwise(pl.col("_path")),
+            "query": pl.col("_query"),
+            "scheme": pl.when(is_abs).then(pl.col("_s").str.to_lowercase()),
+            "host": pl.when(is_abs).then(pl.col("_h")),
+        }
     exprs = []
     for name, expr in new.items():
         if name in frame.columns:
+            # A column the format logged itself (e.g. $scheme, $host) wins for scheme/host; the
+            # target's path/query win over format columns of the same name only when present.
             expr = (
                 pl.coalesce(pl.col(name), expr)
                 if name in ("scheme", "host")
                 else pl.coalesce(expr, pl.col(name))
             )
         exprs.append(expr.alias(name))
-    return frame.with_columns(exprs).drop("_u", "_rest", "target")
+    drop = [c for c in ("_s", "_h", "_r", "_path", "_query", "target") if c in frame.columns]
+    return frame.with_columns(exprs).drop(drop)
 
 
 def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
@@ -230,7 +251,7 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
         fps = col.replace_strict({v: fingerprint(v) for v in uniq}, default=None, return_dtype=pl.String)
         principal = pl.select(pl.coalesce(principal, fps)).to_series()
         auth = pl.select(pl.coalesce(auth, pl.when(fps.is_not_null()).then(pl.lit("apikey")))).to_series()
-    if "query" in frame.columns:
+    if "query" in frame.columns and frame.get_column("query").str.contains("fp:", literal=True).any():
         # After masking, a credential parameter reads "api_key=fp:…": that fingerprint names the caller.
         fp = frame.get_column("query").str.extract(
             r"(?i)(?:^|&)(?:api[_-]?key|apikey|key|access[_-]?token|token)=(fp:[0-9a-f]{16})"

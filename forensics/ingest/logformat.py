@@ -307,7 +307,7 @@ class Converted:
 
 
 def _null_dash(e: pl.Expr) -> pl.Expr:
-    return pl.when(e.is_in(["-", ""])).then(None).otherwise(e)
+    return pl.when((e == "-") | (e == "")).then(None).otherwise(e)
 
 
 _INT64 = pl.Int64()
@@ -395,14 +395,16 @@ def to_events(parsed: pl.DataFrame, fmt: CompiledFormat) -> pl.DataFrame:
         if not name.startswith("f_"):
             continue
         canon = name[2:]
-        col = _null_dash(pl.col(name))
         if canon in _DROP:
             continue
+        target = _DIRECT.get(canon)
+        # numbers and times: a failed conversion is null anyway, no need to test for "-"
+        numeric = target is not None and (target[0] == "ts" or callable(target[1]))
+        col = pl.col(name) if numeric else _null_dash(pl.col(name))
         if canon == "upstream_response_time":
             extra["upstream_response_time"] = col
             extra["upstream_response_ms"] = _list_total_ms(col)
             continue
-        target = _DIRECT.get(canon)
         if target is None:
             extra[canon] = col
             continue

@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from ..errors import InputReadError
 
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
 MAX_LINE = 1024 * 1024
 HEAD_BYTES = 64 * 1024
 
@@ -202,7 +202,7 @@ class LineChunk:
 
     def frame(self) -> pl.DataFrame:
         n = self.lines.len()
-        return pl.DataFrame(
+        frame = pl.DataFrame(
             {
                 "line": self.lines,
                 "source_line": pl.int_range(
@@ -211,11 +211,21 @@ class LineChunk:
                 "_idx": pl.int_range(0, n, dtype=pl.UInt32, eager=True),
             }
         )
+        return split_chunks(frame)
 
     def raw_line(self, idx: int) -> bytes:
         if not len(self.starts):
             return b""
         return self.raw[int(self.starts[idx]) : int(self.ends[idx])]
+
+
+def split_chunks(frame: pl.DataFrame, rows_per_chunk: int = 25_000) -> pl.DataFrame:
+    """Several memory chunks instead of one: polars runs element-wise string work (regex extraction,
+    replacement) chunk-parallel, about twice as fast on two cores as on one contiguous chunk."""
+    n = frame.height
+    if n <= rows_per_chunk:
+        return frame
+    return pl.concat([frame.slice(i, rows_per_chunk) for i in range(0, n, rows_per_chunk)], rechunk=False)
 
 
 def _split_block(
@@ -376,7 +386,7 @@ def _oversize(prefix: bytes, offset: int, length: int, line_no: int) -> LineChun
     )
 
 
-def prefetch(iterator: Iterator[LineChunk], depth: int = 2) -> Iterator[LineChunk]:
+def prefetch(iterator: Iterator[LineChunk], depth: int = 1) -> Iterator[LineChunk]:
     """Run ``iterator`` in a background thread so reading, decompression, hashing and line cutting
     (which release the GIL) overlap with parsing the previous chunk."""
     q: queue.Queue = queue.Queue(maxsize=depth)

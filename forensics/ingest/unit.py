@@ -28,7 +28,7 @@ from . import detect, get
 from .base import Detection, FileContext, IngestOptions, Ingestor, finalize
 from .reader import HEAD_BYTES, EvidenceFile, LineChunk, head_lines, iter_line_chunks, prefetch
 
-FLUSH_ROWS = 1_000_000
+FLUSH_ROWS = 250_000
 SMALL_FILE = 8 * 1024 * 1024  # stored size up to which a file is read whole and batched with others
 BATCH_LINES = 300_000
 BATCH_BYTES = 64 * 1024 * 1024
@@ -126,9 +126,17 @@ class PartWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the buffered frames to the writer thread (concatenate, split by day, write)."""
         events, self.events = self.events, []
         rejects, self.rejects = self.rejects, []
         self.buffered = 0
+        if events or rejects:
+            # Back-pressure: at most one write in flight, so buffered frames cannot pile up in memory.
+            while self._pending:
+                self._pending.pop(0).result()
+            self._pending.append(self._pool.submit(self._write_all, events, rejects))
+
+    def _write_all(self, events: list[pl.DataFrame], rejects: list[pl.DataFrame]) -> None:
         if events:
             frame = pl.concat(events, rechunk=False)
             frame = frame.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d").alias(PARTITION_COLUMN))
@@ -143,17 +151,17 @@ class PartWriter:
         final = f"{subdir}/{name}"
         tmp = f"{subdir}/.{name}.tmp"
         files = frame.get_column("source_file").cast(pl.String).unique().sort().to_list()
-        self.parts.append(PartInfo(final, tmp, kind, frame.height, files))
         target = self.case_dir / tmp
         target.parent.mkdir(parents=True, exist_ok=True)
-        self._pending.append(self._pool.submit(_write_parquet, frame, target))
+        _write_parquet(frame, target)
+        self.parts.append(PartInfo(final, tmp, kind, frame.height, files))
 
     def close(self) -> list[PartInfo]:
         self.flush()
         self._pool.shutdown(wait=True)
         for fut in self._pending:
             fut.result()
-        return self.parts
+        return sorted(self.parts, key=lambda p: p.path)
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
