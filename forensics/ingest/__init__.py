@@ -10,6 +10,7 @@ half-parsed. ``--format`` names an ingestor (or one of its presets) and skips th
 from __future__ import annotations
 
 from ..errors import ForensicsError
+from .alb import AlbIngestor
 from .apache import ApacheIngestor, apache_presets
 from .base import Detection, IngestOptions, Ingestor
 from .logformat import compile_format
@@ -23,6 +24,7 @@ INGESTORS: list[Ingestor] = [
     NginxIngestor(),
     ApacheIngestor(),
     NginxJsonIngestor(),
+    AlbIngestor(),
 ]
 
 _BY_NAME = {ing.name: ing for ing in INGESTORS}
