@@ -96,7 +96,14 @@ def resolve_clients(frame: pl.DataFrame, nets: Sequence[Network]) -> pl.DataFram
     Rows that already carry ``client_ip`` (sources that state the client, like GCP's remoteIp) keep it.
     """
     if "remote_addr" not in frame.columns:
-        return frame
+        if "xff" not in frame.columns:
+            return frame
+        # A format that logs X-Forwarded-For in place of the peer (Apache "%{X-Forwarded-For}i %l %u …"):
+        # the server sits behind a proxy; the client is the right-most untrusted address of the chain.
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("remote_addr"))
+        no_peer = True
+    else:
+        no_peer = False
     xff = pl.col("xff") if "xff" in frame.columns else pl.lit(None, pl.String)
     work = frame.with_row_index("_row").with_columns(
         pl.col("remote_addr").alias("_ra"),
@@ -109,7 +116,7 @@ def resolve_clients(frame: pl.DataFrame, nets: Sequence[Network]) -> pl.DataFram
     odd = pl.col("_ra").str.contains(r"[\[\]\s\"]|^\d+\.\d+\.\d+\.\d+:\d+$").fill_null(False) | pl.col(
         "_xff"
     ).str.contains(r"[\[\]\s\"]|^\d+\.\d+\.\d+\.\d+:\d+$").fill_null(False)
-    work = work.with_columns((is_chain | odd).alias("_slow"))
+    work = work.with_columns((is_chain | odd | pl.lit(no_peer)).alias("_slow"))
     any_slow = bool(work.get_column("_slow").any())
     slow = work.filter(pl.col("_slow")) if any_slow else work.clear()
     fast = work.filter(~pl.col("_slow")) if any_slow else work
@@ -136,7 +143,8 @@ def resolve_clients(frame: pl.DataFrame, nets: Sequence[Network]) -> pl.DataFram
     work = work.with_columns(
         pl.when(pl.col("_peer") != pl.col("client_ip")).then(pl.col("_peer")).otherwise(None).alias("peer_ip")
     )
-    return work.drop("_row", "_ra", "_xff", "_slow", "_client", "_peer")
+    out = work.drop("_row", "_ra", "_xff", "_slow", "_client", "_peer")
+    return out.drop("remote_addr") if no_peer else out
 
 
 def _resolve_chains(frame: pl.DataFrame, nets: Sequence[Network]) -> pl.DataFrame:

@@ -119,6 +119,21 @@ def classify_rejects(rest: pl.DataFrame, fmt_label: str) -> pl.DataFrame:
     return reject_frame(rest, reason)
 
 
+def split_bad_time(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """(events with a timestamp, reject rows for those without): a line whose time does not parse is
+    not an event."""
+    if events.height == 0:
+        return events, None
+    cols = [c for c in ("ts", "_ts_local") if c in events.columns]
+    if not cols:
+        return events.clear(), reject_frame(events, "format has no timestamp variable")
+    has_ts = pl.any_horizontal([pl.col(c).is_not_null() for c in cols])
+    bad = events.filter(~has_ts)
+    if bad.height == 0:
+        return events, None
+    return events.filter(has_ts), reject_frame(bad, "unparseable timestamp")
+
+
 def parse_clf(
     frame: pl.DataFrame, formats: list[CompiledFormat], lenient: bool, fmt_label: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -147,14 +162,9 @@ def parse_clf(
         outs.append(to_events(matched, fmt))
     events = pl.concat(outs, how="diagonal_relaxed") if outs else pl.DataFrame()
     rejects = [classify_rejects(rest, fmt_label)] if rest.height else []
-    if events.height and "ts" in events.columns:
-        bad_ts = events.filter(pl.col("ts").is_null())
-        if bad_ts.height:
-            rejects.append(reject_frame(bad_ts, "unparseable timestamp"))
-            events = events.filter(pl.col("ts").is_not_null())
-    elif events.height:
-        rejects.append(reject_frame(events, "format has no timestamp variable"))
-        events = events.clear()
+    events, bad = split_bad_time(events)
+    if bad is not None:
+        rejects.append(bad)
     rej = pl.concat(rejects) if rejects else empty_reject_rows()
     return events.drop("_idx", strict=False), rej
 

@@ -58,8 +58,16 @@ class FileContext:
     options: IngestOptions
     nets: list[Network]
     detection: Detection
-    dst: dict[str, list[int]] = field(default_factory=dict)  # source_file → [ambiguous, non-existent] rows
+    # source_file → [ambiguous, non-existent] rows, for the files that had local (offset-less) times
+    dst: dict[str, list[int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+def local_time_note(options: IngestOptions) -> str:
+    """The manifest note of a file whose times had no offset."""
+    if options.tz is None:
+        return "local times without offset read as UTC (no --tz given)"
+    return f"local times without offset read in {options.tz}"
 
 
 class Ingestor:
@@ -218,39 +226,60 @@ def split_target(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(exprs).drop(drop)
 
 
+_CREDENTIAL_COLUMNS = {"authorization": "authorization", "api_key": "apikey", "cookie": "cookie"}
+_PRECEDENCE = {"authorization": 0, "apikey": 1, "cookie": 2}
+
+
+def _fingerprints(values: pl.Series, kind: str) -> tuple[pl.Series, pl.Series]:
+    """(auth kinds, principal fingerprints) for a credential column; hashing once per distinct value."""
+    uniq = values.drop_nulls().unique().to_list()
+    if kind == "authorization":
+        mapping = {v: auth_from_header(v) for v in uniq}
+    else:
+        mapping = {v: (kind, fingerprint(v)) for v in uniq}
+    kinds = values.replace_strict({k: v[0] for k, v in mapping.items()}, default=None, return_dtype=pl.String)
+    fps = values.replace_strict({k: v[1] for k, v in mapping.items()}, default=None, return_dtype=pl.String)
+    return kinds, fps
+
+
+def merge_extra(frame: pl.DataFrame, fields: dict[str, pl.Series]) -> pl.DataFrame:
+    """Add keys to the ``extra`` JSON object of each row (creating it where there is none)."""
+    if not fields:
+        return frame
+    new = pl.DataFrame(fields).select(pl.struct(pl.all()).struct.json_encode().alias("_new")).to_series()
+    if "extra" not in frame.columns:
+        return frame.with_columns(new.alias("extra"))
+    merged = (
+        pl.when(pl.col("extra").is_null())
+        .then(pl.col("_new"))
+        .otherwise(pl.col("extra").str.strip_suffix("}") + pl.lit(",") + pl.col("_new").str.strip_prefix("{"))
+    )
+    return frame.with_columns(new.alias("_new")).with_columns(merged.alias("extra")).drop("_new")
+
+
 def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
-    """Fingerprint logged credentials (Authorization, API-key header, api_key in the query) into principal/auth."""
-    updates: dict[str, pl.Series] = {}
+    """Logged credentials (Authorization, API-key headers and arguments, cookies, api_key in the query)
+    become ``principal`` fingerprints and an ``auth`` kind; the values themselves never stay."""
     n = frame.height
     principal = (
         frame.get_column("principal")
         if "principal" in frame.columns
         else pl.Series([None] * n, dtype=pl.String)
     )
-    auth = pl.Series("auth", [None] * n, dtype=pl.String)
     # Basic-auth user names ($remote_user / %u) are identities, not secrets.
-    if "principal" in frame.columns:
-        auth = pl.select(pl.when(principal.is_not_null()).then(pl.lit("basic"))).to_series()
-    if "auth" in frame.columns:
-        # A source that shows every request header (HAR) decides the kind itself, "none" included.
-        given = frame.get_column("auth").cast(pl.String)
-        auth = pl.select(pl.coalesce(given, auth)).to_series()
-    if "authorization" in frame.columns:
-        uniq = frame.get_column("authorization").drop_nulls().unique().to_list()
-        mapping = {v: auth_from_header(v) for v in uniq}
-        col = frame.get_column("authorization")
-        kinds = col.replace_strict(
-            {k: v[0] for k, v in mapping.items()}, default=None, return_dtype=pl.String
-        )
-        fps = col.replace_strict({k: v[1] for k, v in mapping.items()}, default=None, return_dtype=pl.String)
-        principal = pl.select(pl.coalesce(fps, principal)).to_series()
-        auth = pl.select(pl.coalesce(kinds, auth)).to_series()
-    if "api_key" in frame.columns:
-        col = frame.get_column("api_key")
-        uniq = col.drop_nulls().unique().to_list()
-        fps = col.replace_strict({v: fingerprint(v) for v in uniq}, default=None, return_dtype=pl.String)
+    auth = pl.select(pl.when(principal.is_not_null()).then(pl.lit("basic"))).to_series()
+    creds: list[tuple[str, str]] = [(c, k) for c, k in _CREDENTIAL_COLUMNS.items() if c in frame.columns]
+    from .logformat import secret_kind
+
+    creds += [(c, secret_kind(c.split(":", 1)[1])) for c in frame.columns if c.startswith("secret:")]
+    creds.sort(key=lambda ck: _PRECEDENCE[ck[1]])
+    for_extra: dict[str, pl.Series] = {}
+    for col, kind in creds:
+        kinds, fps = _fingerprints(frame.get_column(col), kind)
         principal = pl.select(pl.coalesce(principal, fps)).to_series()
-        auth = pl.select(pl.coalesce(auth, pl.when(fps.is_not_null()).then(pl.lit("apikey")))).to_series()
+        auth = pl.select(pl.coalesce(auth, kinds)).to_series()
+        if col.startswith("secret:"):
+            for_extra[col.split(":", 1)[1]] = fps
     if "query" in frame.columns and frame.get_column("query").str.contains("fp:", literal=True).any():
         # After masking, a credential parameter reads "api_key=fp:…": that fingerprint names the caller.
         fp = frame.get_column("query").str.extract(
@@ -258,16 +287,8 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
         )
         principal = pl.select(pl.coalesce(principal, fp)).to_series()
         auth = pl.select(pl.coalesce(auth, pl.when(fp.is_not_null()).then(pl.lit("apikey")))).to_series()
-    if "cookie" in frame.columns:
-        col = frame.get_column("cookie")
-        uniq = col.drop_nulls().unique().to_list()
-        fps = col.replace_strict({v: fingerprint(v) for v in uniq}, default=None, return_dtype=pl.String)
-        principal = pl.select(pl.coalesce(principal, fps)).to_series()
-        auth = pl.select(pl.coalesce(auth, pl.when(fps.is_not_null()).then(pl.lit("cookie")))).to_series()
-    updates["principal"] = principal.alias("principal")
-    updates["auth"] = auth.alias("auth")
-    drop = [c for c in ("authorization", "api_key", "cookie") if c in frame.columns]
-    return frame.with_columns(list(updates.values())).drop(drop)
+    frame = frame.drop([c for c, _ in creds]).with_columns(principal.alias("principal"), auth.alias("auth"))
+    return merge_extra(frame, for_extra)
 
 
 #: Free-text columns that may carry credentials; masked in every event.
@@ -282,11 +303,12 @@ def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.Da
 
     if "source_file" not in frame.columns:
         frame = frame.with_columns(pl.lit(ctx.source_file).alias("source_file"))
-    if "ts" in frame.columns and frame.schema["ts"] == pl.Datetime("us"):  # naive local time
+    if "_ts_local" in frame.columns:  # local wall-clock time without an offset
         tz = ctx.options.tz or "UTC"
-        if ctx.options.tz is None and "local times read as UTC (no --tz given)" not in ctx.notes:
-            ctx.notes.append("local times read as UTC (no --tz given)")
-        utc, ambiguous, gap = localize(frame.get_column("ts"), tz)
+        utc, ambiguous, gap = localize(frame.get_column("_ts_local"), tz)
+        if "ts" in frame.columns:
+            utc = frame.select(pl.coalesce(pl.col("ts"), utc)).to_series()
+        frame = frame.drop("_ts_local")
         counts = (
             pl.DataFrame({"f": frame.get_column("source_file").cast(pl.String), "a": ambiguous, "g": gap})
             .group_by("f")
@@ -302,16 +324,18 @@ def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.Da
     esc = [c for c in ESCAPED_COLUMNS if c in frame.columns and frame.schema[c] == pl.String]
     if esc:
         frame = frame.with_columns([unescape_series(frame.get_column(c)).alias(c) for c in esc])
-    if "remote_addr" in frame.columns:
-        frame = resolve_clients(frame, ctx.nets).drop(
-            [c for c in ("remote_addr", "xff") if c in frame.columns]
-        )
+    if "remote_addr" in frame.columns or "xff" in frame.columns:
+        frame = resolve_clients(frame, ctx.nets)
+        frame = frame.drop([c for c in ("remote_addr", "xff") if c in frame.columns])
     if "server_name" in frame.columns:
         frame = frame.with_columns(
             (pl.coalesce("host", "server_name") if "host" in frame.columns else pl.col("server_name")).alias(
                 "host"
             )
         ).drop("server_name")
+    if "host" in frame.columns:
+        # Hosts compare across sources: lower case, without a port (ALB logs "host:443", nginx "$host").
+        frame = frame.with_columns(pl.col("host").str.to_lowercase().str.replace(r":\d+$", ""))
     if "bytes_out_total" in frame.columns:
         expr = pl.col("bytes_out_total")
         if "bytes_out" in frame.columns:

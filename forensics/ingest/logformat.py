@@ -30,6 +30,7 @@ _QUOTED_ESCAPED = r'(?:[^"\\]|\\.)*'
 _TOKEN = r"\S+"  # one space-free token (also "-")
 _LIST = r"\S+(?:,? :? ?\S+)*?"  # "0.001, 0.002 : 0.003" style lists (upstream_*)
 _BRACKETED = r"[^\]]*"
+_ADDR_LIST = r"[^\s,]+(?:,\s*[^\s,]+)*"  # "203.0.113.1, 10.0.0.2" (X-Forwarded-For, unquoted)
 
 #: nginx variables whose value can contain spaces when unquoted.
 _LIST_VARS = {
@@ -215,6 +216,8 @@ def _value_pattern(name: str, quoted: bool, bracketed: bool, last: bool, escaped
         return r"\d{1,2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}"
     if name in _LIST_VARS:
         return _LIST
+    if name in ("http_x_forwarded_for", "proxy_add_x_forwarded_for"):
+        return _ADDR_LIST
     if name == "time_strftime":
         return r".+?"
     return _TOKEN
@@ -291,9 +294,50 @@ APACHE_PRESETS: dict[str, str] = {
 }
 
 
+# nginx error.log lines that describe a request ("… client: 1.2.3.4, server: x, request: "GET / HTTP/1.1",
+# host: "x""). Not a log_format (error_log has a fixed layout), so the regex is written out. Nginx Proxy
+# Manager's container logs interleave them with access lines; a failed basic-auth login is one.
+_NGINX_ERROR = CompiledFormat(
+    name="nginx_error",
+    dialect="nginx",
+    source="(nginx error_log with client and request)",
+    fields=tuple(
+        Field(n, n, False)
+        for n in (
+            "time_strftime",
+            "error_level",
+            "error_pid",
+            "error_message",
+            "remote_addr",
+            "server_name",
+            "request",
+            "upstream",
+            "host",
+            "http_referer",
+        )
+    ),
+    regex=(
+        r"^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[([a-z]+)\] (\d+#\d+): (?:\*\d+ )?(.*?), client: ([^,]+)"
+        r'(?:, server: ([^,]*))?, request: "([^"]*)"(?:, upstream: "([^"]*)")?(?:, host: "([^"]*)")?'
+        r'(?:, referrer: "([^"]*)")?$'
+    ),
+    tolerant_regex="",
+    time_format="%Y/%m/%d %H:%M:%S",
+)
+_NGINX_ERROR = CompiledFormat(**{**_NGINX_ERROR.__dict__, "tolerant_regex": _NGINX_ERROR.regex})
+
+#: Preset families: formats one product writes into the same stream, tried together.
+FAMILIES: dict[str, list[str]] = {
+    "npm": ["npm_proxy", "npm_standard", "combined", "nginx_error"],
+}
+
+
 def presets(dialect: str) -> dict[str, CompiledFormat]:
     table = NGINX_PRESETS if dialect == "nginx" else APACHE_PRESETS
-    return {name: compile_format(fmt, name) for name, fmt in table.items()}
+    out = {name: compile_format(fmt, name) for name, fmt in table.items()}
+    if dialect == "nginx":
+        out["nginx_error"] = _NGINX_ERROR
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -363,17 +407,43 @@ _DIRECT: dict[str, tuple[str, object]] = {
     "http_x_request_id": ("request_id", None),
     "http_x_amzn_trace_id": ("request_id", None),
     "http_traceparent": ("request_id", None),
-    "http_authorization": ("authorization", None),
-    "http_x_api_key": ("api_key", None),
-    "http_api_key": ("api_key", None),
-    "http_apikey": ("api_key", None),
-    "http_cookie": ("cookie", None),
     "time_local": ("ts", "clf"),
     "time_apache": ("ts", "apache"),
     "time_iso8601": ("ts", "iso"),
     "msec": ("ts", "epoch"),
     "time_strftime": ("ts", "strftime"),
 }
+
+#: Header, cookie and argument variables that carry credentials.
+_SECRET_HEADERS = {
+    "http_authorization",
+    "http_proxy_authorization",
+    "http_x_api_key",
+    "http_api_key",
+    "http_apikey",
+    "http_x_auth_token",
+    "http_x_access_token",
+    "http_cookie",
+    "sent_http_set_cookie",
+}
+_SECRET_ARGS = re.compile(
+    r"^arg_(?:api_?key|apikey|key|token|access_token|auth|password|passwd|secret|session)"
+)
+
+
+def is_secret_field(canon: str) -> bool:
+    """Is this variable's value a credential (Authorization, API-key headers, cookies, secret arguments)?"""
+    return canon in _SECRET_HEADERS or canon.startswith("cookie_") or bool(_SECRET_ARGS.match(canon))
+
+
+def secret_kind(canon: str) -> str:
+    """The ``auth`` kind a credential variable stands for."""
+    if canon in ("http_authorization", "http_proxy_authorization"):
+        return "authorization"
+    if canon.startswith("cookie_") or canon in ("http_cookie", "sent_http_set_cookie"):
+        return "cookie"
+    return "apikey"
+
 
 #: Canonical fields whose text is dropped (no information for the investigation).
 _DROP = {"ident"}
@@ -401,6 +471,10 @@ def to_events(parsed: pl.DataFrame, fmt: CompiledFormat) -> pl.DataFrame:
         # numbers and times: a failed conversion is null anyway, no need to test for "-"
         numeric = target is not None and (target[0] == "ts" or callable(target[1]))
         col = pl.col(name) if numeric else _null_dash(pl.col(name))
+        if is_secret_field(canon):
+            # credentials: fingerprinted by finalize(), never kept in clear (principal/auth from them)
+            exprs[f"secret:{canon}"] = col
+            continue
         if canon == "upstream_response_time":
             extra["upstream_response_time"] = col
             extra["upstream_response_ms"] = _list_total_ms(col)
@@ -413,7 +487,8 @@ def to_events(parsed: pl.DataFrame, fmt: CompiledFormat) -> pl.DataFrame:
             extra[canon] = col
             continue
         if column == "ts":
-            exprs["ts"] = _time_expr(col, str(conv), fmt)
+            expr, local = _time_expr(col, str(conv), fmt)
+            exprs["_ts_local" if local else "ts"] = expr
             continue
         exprs[column] = conv(col) if callable(conv) else col  # type: ignore[operator]
     out = parsed.select(
@@ -428,25 +503,27 @@ def to_events(parsed: pl.DataFrame, fmt: CompiledFormat) -> pl.DataFrame:
     return out
 
 
-def _time_expr(col: pl.Expr, kind: str, fmt: CompiledFormat) -> pl.Expr:
+def _time_expr(col: pl.Expr, kind: str, fmt: CompiledFormat) -> tuple[pl.Expr, bool]:
+    """(expression, is local time): local (offset-less) times go to ``_ts_local`` for finalize() to
+    localise with --tz by the DST rule of forensics.ingest._time."""
     if kind == "clf":
         return col.str.to_datetime(CLF_TIME, time_unit="us", strict=False, cache=True).dt.convert_time_zone(
             "UTC"
-        )
+        ), False
     if kind == "apache":
         inner = col.str.strip_prefix("[").str.strip_suffix("]")
         return inner.str.to_datetime(CLF_TIME, time_unit="us", strict=False, cache=True).dt.convert_time_zone(
             "UTC"
-        )
+        ), False
     if kind == "iso":
-        return parse_iso_time(col)
+        return parse_iso_time(col), False
     if kind == "epoch":
-        return parse_epoch_seconds(col)
-    # strftime: with %z the offset is honoured; without it the time stays naive and finalize()
-    # localises it with --tz (the DST rule of forensics.ingest._time).
+        return parse_epoch_seconds(col), False
     strf = fmt.time_format or ""
     if strf.startswith(("begin:", "end:")):
         strf = strf.split(":", 1)[1]
     if "%z" in strf:
-        return col.str.to_datetime(strf, time_unit="us", strict=False, cache=True).dt.convert_time_zone("UTC")
-    return col.str.to_datetime(strf, time_unit="us", strict=False, cache=True)
+        return col.str.to_datetime(strf, time_unit="us", strict=False, cache=True).dt.convert_time_zone(
+            "UTC"
+        ), False
+    return col.str.to_datetime(strf, time_unit="us", strict=False, cache=True), True

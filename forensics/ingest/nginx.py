@@ -16,7 +16,7 @@ import polars as pl
 
 from . import _clf
 from .base import Detection, FileContext, Ingestor
-from .logformat import CompiledFormat, presets
+from .logformat import FAMILIES, CompiledFormat, presets
 
 _UPPER_ESCAPE = re.compile(r"\\x(?:[0-9A-F][A-F]|[A-F][0-9])")
 
@@ -24,6 +24,16 @@ _UPPER_ESCAPE = re.compile(r"\\x(?:[0-9A-F][A-F]|[A-F][0-9])")
 @cache
 def nginx_presets() -> dict[str, CompiledFormat]:
     return presets("nginx")
+
+
+def with_family(formats: list[str]) -> list[str]:
+    """A product's other formats follow the ones seen (Nginx Proxy Manager: proxy, standard, the
+    fallback combined, and its error lines)."""
+    out = list(formats)
+    for family in FAMILIES.values():
+        if any(f in family for f in formats):
+            out += [f for f in family if f not in out]
+    return out
 
 
 class NginxIngestor(Ingestor):
@@ -41,7 +51,11 @@ class NginxIngestor(Ingestor):
             bonus += 0.15
         if _UPPER_ESCAPE.search("\n".join(lines[:50])):
             bonus += 0.02
-        return _clf.sniff_clf(self.name, lines, nginx_presets(), lenient=True, bonus=bonus)
+        candidates = {k: v for k, v in nginx_presets().items() if k != "nginx_error"}
+        found = _clf.sniff_clf(self.name, lines, candidates, lenient=True, bonus=bonus)
+        if found is not None:
+            found.params["formats"] = with_family(found.params["formats"])
+        return found
 
     def parse(self, frame: pl.DataFrame, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
         return _clf.run(self.name, frame, ctx, nginx_presets(), lenient=True)

@@ -114,14 +114,9 @@ class NginxJsonIngestor(Ingestor):
             "",
         )
         events = to_events(decoded, fmt)
-        if "ts" not in events.columns:
-            rejects.append(reject_frame(events, "no time key"))
-            events = events.clear()
-        else:
-            bad_ts = events.filter(pl.col("ts").is_null())
-            if bad_ts.height:
-                rejects.append(reject_frame(bad_ts, "unparseable timestamp"))
-                events = events.filter(pl.col("ts").is_not_null())
+        events, bad = _clf.split_bad_time(events)
+        if bad is not None:
+            rejects.append(bad)
         rej = pl.concat(rejects) if rejects else reject_frame(frame.clear(), "")
         return events.drop("_idx", strict=False), rej
 

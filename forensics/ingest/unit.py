@@ -25,7 +25,7 @@ from ..errors import InputReadError
 from ..schema import PARTITION_COLUMN, REJECT_TEXT_MAX, conform_rejects, empty_rejects
 from ..secrets import mask_text
 from . import detect, get
-from .base import Detection, FileContext, IngestOptions, Ingestor, finalize
+from .base import Detection, FileContext, IngestOptions, Ingestor, finalize, local_time_note
 from .reader import HEAD_BYTES, EvidenceFile, LineChunk, head_lines, iter_line_chunks, prefetch
 
 FLUSH_ROWS = 250_000
@@ -264,11 +264,21 @@ def _count(batch: _Batch, events: pl.DataFrame, rejects: pl.DataFrame | None) ->
     if rejects is not None and rejects.height:
         for f, n in rejects.group_by("source_file").agg(pl.len()).iter_rows():
             by_file[f].rejected += n
-    for f, (amb, gap) in batch.ctx.dst.items():
-        if f in by_file:
-            by_file[f].dst_ambiguous += amb
-            by_file[f].dst_nonexistent += gap
-    batch.ctx.dst.clear()
+    _apply_dst(batch.ctx, by_file)
+
+
+def _apply_dst(ctx: FileContext, by_file: dict[str, FileResult]) -> None:
+    """Move the local-time counts gathered by finalize() onto the files' results."""
+    for f, (amb, gap) in ctx.dst.items():
+        r = by_file.get(f)
+        if r is None:
+            continue
+        r.dst_ambiguous += amb
+        r.dst_nonexistent += gap
+        note = local_time_note(ctx.options)
+        if note not in r.notes:
+            r.notes.append(note)
+    ctx.dst.clear()
 
 
 def _min_iso(current: str | None, value: Any) -> str | None:
@@ -398,7 +408,6 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
                 iter([content]), max_line=task.options.max_line, invalid=ingestor.invalid_utf8
             ):  # type: ignore[arg-type]
                 batch.add(result, chunk, f.observer)
-            result.notes.extend(n for n in batch.ctx.notes if n not in result.notes)
             if batch.full:
                 _process(batch, writer, progress)
                 del batches[key]
@@ -447,10 +456,7 @@ def _stream_file(
         result.status = "error"
         result.error = f"cannot read: {exc}"
     _fill_digests(result, evidence)
-    for f, (amb, gap) in ctx.dst.items():
-        if f == result.path:
-            result.dst_ambiguous += amb
-            result.dst_nonexistent += gap
+    _apply_dst(ctx, {result.path: result})
     result.notes.extend(n for n in ctx.notes if n not in result.notes)
 
 
