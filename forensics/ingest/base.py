@@ -268,6 +268,10 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
     )
     # Basic-auth user names ($remote_user / %u) are identities, not secrets.
     auth = pl.select(pl.when(principal.is_not_null()).then(pl.lit("basic"))).to_series()
+    if "auth" in frame.columns:
+        # A source that shows every request header (HAR) decides the kind itself, "none" included.
+        given = frame.get_column("auth").cast(pl.String)
+        auth = pl.select(pl.coalesce(given, auth)).to_series()
     creds: list[tuple[str, str]] = [(c, k) for c, k in _CREDENTIAL_COLUMNS.items() if c in frame.columns]
     from .logformat import secret_kind
 
