@@ -13,7 +13,8 @@ from ..errors import ForensicsError
 from .alb import AlbIngestor
 from .apache import ApacheIngestor, apache_presets
 from .base import Detection, IngestOptions, Ingestor
-from .logformat import compile_format
+from .elb import ElbClassicIngestor
+from .logformat import FAMILIES, compile_format
 from .nginx import NginxIngestor, nginx_presets
 from .nginx_json import NginxJsonIngestor
 
@@ -53,7 +54,7 @@ def get(name: str) -> Ingestor:
 def preset_names() -> dict[str, str]:
     """Preset name → ingestor name (``main`` → ``nginx``); qualified ``nginx:main`` also works."""
     out: dict[str, str] = {}
-    for preset in nginx_presets():
+    for preset in [*nginx_presets(), *FAMILIES]:
         out.setdefault(preset, "nginx")
         out[f"nginx:{preset}"] = "nginx"
     for preset in apache_presets():
@@ -82,7 +83,8 @@ def detect(lines: list[str], path: str, options: IngestOptions) -> Detection | N
         if requested in presets:
             ing_name = presets[requested]
             preset = requested.split(":", 1)[-1]
-            return Detection(ing_name, 1.0, "--format (preset)", params={"formats": [preset]}, variant=preset)
+            formats = FAMILIES.get(preset, [preset])
+            return Detection(ing_name, 1.0, "--format (preset)", params={"formats": formats}, variant=preset)
         get(requested)  # raises the user-facing error
     best: Detection | None = None
     for ing in INGESTORS:
