@@ -13,6 +13,7 @@ from ..errors import ForensicsError
 from .alb import AlbIngestor
 from .apache import ApacheIngestor, apache_presets
 from .base import Detection, IngestOptions, Ingestor
+from .har import HarIngestor
 from .elb import ElbClassicIngestor
 from .logformat import FAMILIES, compile_format
 from .nginx import NginxIngestor, nginx_presets
@@ -26,6 +27,7 @@ INGESTORS: list[Ingestor] = [
     ApacheIngestor(),
     NginxJsonIngestor(),
     AlbIngestor(),
+    HarIngestor(),
 ]
 
 _BY_NAME = {ing.name: ing for ing in INGESTORS}
