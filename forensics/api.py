@@ -81,6 +81,13 @@ def sql_context(case: Case) -> pl.SQLContext:
     return ctx
 
 
+def inventory(case_dir: str | os.PathLike[str]) -> pl.DataFrame:
+    """Build the API inventory over every event (reference sources included) → inventory.parquet."""
+    from .inventory import write_inventory
+
+    return write_inventory(Case.open(case_dir))
+
+
 def _text_categoricals(lf: pl.LazyFrame) -> pl.LazyFrame:
     """SQL users compare and LIKE source_file, observer, …: present categoricals as text (lazily)."""
     schema = lf.collect_schema()

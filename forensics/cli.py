@@ -328,6 +328,33 @@ def summary(case_dir: str) -> None:
 
 
 @main.command()
+@case_option
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown.")
+def inventory(case_dir: str, limit: int) -> None:
+    """Endpoint inventory → inventory.parquet (+ a table): one row per (method, host, endpoint template).
+
+    HAR captures and logs together, templates refined across the case: hits, sources, status mix,
+    authentication and personal-data kinds, median response size. Endpoints that return personal
+    data without authentication come first.
+
+    \b
+    Example:
+      forensics inventory --case case/
+    """
+    from .inventory import INVENTORY_FILE, inventory_table
+
+    frame = api.inventory(case_dir)
+    _log(case_dir, "inventory", limit=limit)
+    exposed = int(frame.get_column("returns_pii_without_auth").sum()) if frame.height else 0
+    print_frame(
+        inventory_table(frame),
+        limit=limit,
+        title=f"API inventory: {frame.height:,} endpoints, {exposed} return personal data without authentication",
+    )
+    out.print(f"Written: {terminal(os.path.join(case_dir, INVENTORY_FILE))}")
+
+
+@main.command()
 @ingest_options
 def investigate(**kwargs: Any) -> None:
     """Run every stage on the evidence: ingest, then summarise the case.
