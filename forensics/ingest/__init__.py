@@ -13,8 +13,9 @@ from ..errors import ForensicsError
 from .alb import AlbIngestor
 from .apache import ApacheIngestor, apache_presets
 from .base import Detection, IngestOptions, Ingestor
-from .har import HarIngestor
+from .cloudfront import CloudFrontIngestor
 from .elb import ElbClassicIngestor
+from .har import HarIngestor
 from .logformat import FAMILIES, compile_format
 from .nginx import NginxIngestor, nginx_presets
 from .nginx_json import NginxJsonIngestor
@@ -27,6 +28,8 @@ INGESTORS: list[Ingestor] = [
     ApacheIngestor(),
     NginxJsonIngestor(),
     AlbIngestor(),
+    ElbClassicIngestor(),
+    CloudFrontIngestor(),
     HarIngestor(),
 ]
 

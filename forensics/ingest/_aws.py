@@ -13,6 +13,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from .base import empty_reject_rows, reject_frame
+
 #: Characters a decoded value may not contain to be shown decoded (control characters): the encoded
 #: form is then kept, as it is the exact record and safe to display.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -65,6 +67,83 @@ def with_host_port(
     return frame
 
 
+#: The request line: method off the left, protocol off the right, the URL between may hold spaces.
+_REQUEST_RE = (
+    r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) "  # GET, POST, … (ALB writes "-" for unreadable requests)
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"  # http | https | ws | wss
+    r"(?P<host>\[[0-9A-Fa-f:.]*\]|[^/?#:\[\]]*)"  # host name or address; IPv6 in brackets
+    r"(?::(?P<port>\d+))?"  # ALB always writes the port
+    r"(?P<path>[^?]*?)"  # the path, spaces included (SpaceInUri)
+    r"(?:\?(?P<query>.*?))?"  # the query string, without "?"
+    r" (?P<protocol>HTTP/[0-9.]+)$"  # HTTP/1.1, HTTP/2.0
+)
+
+
+def _fields(expr: pl.Expr, names: list[str]) -> pl.Expr:
+    """A struct (from split_exact/splitn) renamed so that it can be unnested into named columns."""
+    return expr.struct.rename_fields(names)
+
+
+def split_request(rows: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``METHOD scheme://host:port/path?query HTTP/x`` → method, scheme, host, _port, path, query,
+    protocol; what does not read that way keeps its raw text in ``request_line`` for finalize().
+
+    The common case (exactly three space-separated parts) is cut with ``split_exact``/``splitn``,
+    several times cheaper than a capture regex; a URI with spaces (SpaceInUri) goes through
+    :data:`_REQUEST_RE`, which splits the method off the left and the protocol off the right. Each
+    stage is materialised once (eager polars does not share common subexpressions).
+    """
+    rows = rows.with_columns(
+        _fields(
+            null_dash(pl.col(column)).str.split_exact(" ", 3), ["method", "_url", "protocol", "_more"]
+        ).alias("_s")
+    ).unnest("_s")
+    rows = rows.with_columns(
+        _fields(pl.col("_url").str.splitn("://", 2), ["scheme", "_after"]).alias("_s")
+    ).unnest("_s")
+    rows = rows.with_columns(
+        _fields(pl.col("_after").str.splitn("/", 2), ["_authority", "_path_query"]).alias("_s")
+    ).unnest("_s")
+    rows = rows.with_columns(
+        _fields(pl.col("_path_query").str.splitn("?", 2), ["path", "query"]).alias("_s"),
+        (
+            pl.col("_more").is_null()
+            & pl.col("protocol").str.starts_with("HTTP/")
+            & pl.col("method").str.contains(r"^[A-Za-z][A-Za-z0-9_-]*$")
+            & pl.col("_after").is_not_null()
+            & ~pl.col("_authority").str.contains(r"[?#]")
+        )
+        .fill_null(False)
+        .alias("_fast"),
+    ).unnest("_s")
+    rows = rows.with_columns(
+        pl.col("scheme").str.to_lowercase(), (pl.lit("/") + pl.col("path")).fill_null("/").alias("path")
+    ).drop("_url", "_more", "_after", "_path_query")
+    slow = rows.filter(~pl.col("_fast"))
+    if slow.height:
+        slow = slow.with_columns(pl.col(column).str.extract_groups(_REQUEST_RE).alias("_rq"))
+        rq = pl.col("_rq").struct
+        readable = rq.field("method").is_not_null()
+        path = rq.field("path")
+        slow = slow.with_columns(
+            rq.field("method").alias("method"),
+            rq.field("scheme").str.to_lowercase().alias("scheme"),
+            pl.when(readable)
+            .then(pl.concat_str([rq.field("host"), pl.lit(":") + rq.field("port")], ignore_nulls=True))
+            .alias("_authority"),
+            pl.when(readable).then(pl.when(path == "").then(pl.lit("/")).otherwise(path)).alias("path"),
+            rq.field("query").alias("query"),
+            rq.field("protocol").alias("protocol"),
+            # Not "METHOD URL HTTP/x": finalize() reads what it can (a relative target) or keeps it raw.
+            pl.when(~readable).then(null_dash(pl.col(column))).alias("request_line"),
+        ).drop("_rq")
+        rows = pl.concat([rows.filter(pl.col("_fast")), slow], how="diagonal")
+    elif "request_line" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.String).alias("request_line"))
+    rows = with_host_port(rows, "_authority", "host", "_port", brackets=False)
+    return rows.drop("_authority", "_fast")
+
+
 def seconds_ms(expr: pl.Expr) -> pl.Expr:
     """A time in seconds (text) → milliseconds; ``-1`` ("not recorded") and ``-`` → null."""
     value = expr.cast(pl.Float64, strict=False)
@@ -79,6 +158,43 @@ def lines_as_csv(lines: pl.Series) -> bytes:
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)
     start, end = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
     return memoryview(arr.buffers()[2])[start:end].tobytes()
+
+
+def split_fields(lines: pl.DataFrame, n_fields: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Space-separated lines with ``"``-quoted fields → (rows with ``c0``…, rejects); row i is line i.
+
+    polars' CSV reader splits (``separator=" "``, ``quote_char='"'``): exact for AWS balancer logs,
+    which write a quote inside a quoted field as ``\\x22``, and the fastest splitter measured. Missing
+    trailing fields are null, extra ones are dropped.
+    """
+    schema = {f"c{i}": pl.String for i in range(n_fields)}
+
+    def read(frame: pl.DataFrame) -> pl.DataFrame:
+        return pl.read_csv(
+            lines_as_csv(frame.get_column("line")),
+            has_header=False,
+            separator=" ",
+            quote_char='"',
+            schema=schema,
+            missing_columns="insert",
+            truncate_ragged_lines=True,
+            empty_string_is_null=False,
+            infer_schema=False,
+        )
+
+    rejects = []
+    # An unclosed quote would make the reader run on into the next line; the last line of the
+    # batch is checked here, any other one shows as a row-count mismatch below.
+    odd = pl.col("line").str.count_matches('"', literal=True) % 2 == 1
+    last_odd = lines.tail(1).select(odd).item() if lines.height else False
+    fields = read(lines) if not last_odd else None
+    if fields is None or fields.height != lines.height:
+        bad = lines.filter(odd)
+        rejects.append(reject_frame(bad, "truncated line: a quoted field is never closed"))
+        lines = lines.filter(~odd)
+        fields = read(lines) if lines.height else pl.DataFrame(schema=schema)
+    out = pl.concat([lines.drop("line"), fields], how="horizontal")
+    return out, (pl.concat(rejects) if rejects else empty_reject_rows())
 
 
 def json_object(fields: dict[str, pl.Expr]) -> pl.Expr:
@@ -115,6 +231,8 @@ __all__ = [
     "null_dash",
     "percent_decode_once",
     "seconds_ms",
+    "split_fields",
+    "split_request",
     "split_host_port",
     "with_host_port",
 ]
