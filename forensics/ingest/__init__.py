@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..errors import ForensicsError
 from .alb import AlbIngestor
 from .apache import ApacheIngestor, apache_presets
+from .apigw import ApiGatewayIngestor
 from .base import Detection, IngestOptions, Ingestor
 from .cloudfront import CloudFrontIngestor
 from .elb import ElbClassicIngestor
@@ -30,6 +31,7 @@ INGESTORS: list[Ingestor] = [
     AlbIngestor(),
     ElbClassicIngestor(),
     CloudFrontIngestor(),
+    ApiGatewayIngestor(),
     HarIngestor(),
 ]
 

@@ -22,7 +22,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 def null_dash(expr: pl.Expr) -> pl.Expr:
     """``-`` and empty mean "no value" in every AWS log (FORMATS.md): null."""
-    return pl.when(expr.is_in(["-", ""])).then(None).otherwise(expr)
+    return pl.when(~expr.is_in(["-", ""])).then(expr)  # keeps the input's name
 
 
 def split_host_port(expr: pl.Expr, brackets: bool = True) -> tuple[pl.Expr, pl.Expr]:
