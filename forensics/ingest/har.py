@@ -93,10 +93,6 @@ READ_BLOCK = 1024 * 1024
 PARSE_BUFFER = 64 * 1024
 #: Bytes kept behind the parser, so that after broken JSON the reader can step back.
 RESYNC_BACK = 1024 * 1024
-#: How far before the point where the parser failed the search for entry starts begins. Entries that
-#: ended before the damage were already read (ijson yields every complete item before it fails) and
-#: are recognised and skipped; a broken entry that began earlier is rejected from the failing chunk.
-RESYNC_SCAN = 4 * PARSE_BUFFER
 #: ijson's read size while checking a candidate entry start (small: most checks fail fast).
 TRIAL_BUFFER = 16 * 1024
 #: Longest ``request`` text kept for a URL that is not scheme://host/… (data: URLs can be megabytes).
@@ -225,6 +221,7 @@ class HarIngestor(Ingestor):
             ctx.notes.append(
                 f"{batch.naive_ts} startedDateTime value(s) without offset read as {batch.tz_name}"
             )
+        ctx.notes.extend(reader.notes)
         if reader.trailing:
             ctx.notes.append(f"data after the end of the entries ignored ({reader.trailing})")
         if reader.entries_seen == 0 and reader.fatal is None and source.error is None:
@@ -404,11 +401,12 @@ class _EntryReader:
         self.trailing: str | None = None
         self.entries_seen = 0
         self.broken_seen = 0
+        self.notes: list[str] = []
         self._resumed = False  # parsing a resynchronised "[" + rest-of-entries stream
         self._recent: deque[tuple[int, tuple[Any, ...]]] = deque(maxlen=8192)
 
-    def _parse(self, prefix: str, buf_size: int = PARSE_BUFFER) -> Iterator[Any]:
-        return ijson.items(self.source, prefix, use_float=True, buf_size=buf_size)
+    def _parse(self, prefix: str, buf_size: int | None = None) -> Iterator[Any]:
+        return ijson.items(self.source, prefix, use_float=True, buf_size=buf_size or PARSE_BUFFER)
 
     def __iter__(self) -> Iterator[tuple[Any, _Broken | None]]:
         parser: Iterator[Any] = self._parse("log.entries.item")
@@ -435,20 +433,41 @@ class _EntryReader:
 
     def _resync(self, failed_at: int, message: str) -> Iterator[Any]:
         """After broken JSON: yield a _Broken per unparseable stretch, then a parser positioned on the
-        next good entry (or nothing when the document has no more entries)."""
+        next good entry (or nothing when the document has no more entries).
+
+        The parser failed somewhere in the last buffer it read, ``(failed_at - PARSE_BUFFER,
+        failed_at]``, and had yielded every entry completed before that. The kept window behind it is
+        walked entry start by entry start: an entry that closes before the failing buffer (a brace
+        match over its bytes says where) and whose startedDateTime was just yielded was read already;
+        any other is checked by parsing it and comparing it with the entries just yielded; the first one that
+        neither was read nor fails to parse is where reading resumes. Everything between the end of
+        the last entry read and that point is rejected, one reject per entry start found in it.
+        """
         src = self.source
         # "trailing garbage": the top-level value had ended (the document, or the entries array of a
-        # resynchronised parse).
+        # resynchronised parse): what follows is no entry unless an entry start is found in it.
         clean_end = "trailing garbage" in message
-        window = max(src.base, failed_at - RESYNC_SCAN)
-        seen = {ident for pos, ident in self._recent if pos > window}
+        window = max(src.base, failed_at - RESYNC_BACK)
+        settled = failed_at - PARSE_BUFFER  # entries closing before this were read for sure
+        seen = {ident for pos, ident in self._recent if pos > settled}
+        started_read = {ident[0] for pos, ident in self._recent if pos > window}
         failed: list[tuple[int, str]] = []
-        after_read: int | None = None  # end of the last entry that had been read before the damage
+        after_read: int | None = None  # end of the last entry read before the damage
         scan = window
+        resume: int | None = None
+        parser: Iterator[Any] | None = None
         while True:
             start = src.find_entry_start(scan)
             if start is None:
                 break
+            if start < settled:
+                end = _object_end(src.data, start - src.base)
+                if end is not None and src.base + end <= settled:
+                    started = _STARTED.search(src.data, start - src.base, end)
+                    if started is not None and started.group(1).decode("utf-8", "replace") in started_read:
+                        failed.clear()
+                        after_read = scan = src.base + end
+                        continue
             src.seek(start)
             src.pin = start
             src.inject = b"["
@@ -462,31 +481,33 @@ class _EntryReader:
             if not _entry_like(first):
                 scan = start + 1
                 continue
-            # ijson yields every item completed before it fails: an entry that starts before the
-            # failure point and was yielded recently is one already read.
-            if start < failed_at and _identity(first) in seen:
+            if start < failed_at and _identity(first) in seen:  # read before the damage
                 failed.clear()
-                after_read = _object_end(src.data, start - src.base)
-                after_read = src.base + after_read if after_read is not None else None
+                end = _object_end(src.data, start - src.base)
+                after_read = src.base + end if end is not None else None
                 scan = after_read if after_read is not None else start + 1
                 continue
-            yield from self._broken_stretches(failed, start, after_read, failed_at, message, clean_end)
-            src.pin = None
+            resume = start
 
             def resumed(first: Any = first, trial: Iterator[Any] = trial) -> Iterator[Any]:
                 yield first
                 yield from trial
 
-            yield resumed()
-            return
+            parser = resumed()
+            break
         src.pin = None
-        if clean_end and not failed:
+        if resume is None and clean_end and not failed:
             if not self._resumed:
                 self.trailing = message
             return
-        if self.entries_seen or self.broken_seen:  # a document that never yielded anything is just an error
-            yield from self._broken_stretches(failed, None, after_read, failed_at, message, False)
-        self.fatal = f"invalid JSON after {self.entries_seen} entries: {message}"
+        if resume is None and not (self.entries_seen or self.broken_seen or failed):
+            self.fatal = f"invalid JSON after 0 entries: {message}"  # not a HAR at all: no rejects
+            return
+        yield from self._broken_stretches(failed, resume, after_read, failed_at, message, clean_end)
+        if parser is not None:
+            yield parser
+        else:
+            self.fatal = f"invalid JSON after {self.entries_seen} entries: {message}"
 
     def _broken_stretches(
         self,
@@ -497,23 +518,36 @@ class _EntryReader:
         message: str,
         clean_end: bool,
     ) -> Iterator[_Broken]:
+        """One _Broken per unparseable entry between the last entry read and ``resume``."""
         src = self.source
-        if not failed:
-            if clean_end:
-                return
-            # The broken entry's start did not look like one (a missing comma, a damaged opening):
-            # one reject from the end of the last entry read (else from the failing chunk's first
-            # "{") to the next good entry.
+        stretches = list(failed)
+        first = stretches[0][0] if stretches else resume
+        if not clean_end:
             if after_read is not None and after_read >= src.base:
+                # From the end of the last entry read: an entry whose opening is what broke (a
+                # missing comma) is not an entry start, but its bytes are there.
                 lo = src.base + _SKIP_SEPARATORS.match(src.data, after_read - src.base).end()
-            else:
+                gap = src.data[lo - src.base : (first - src.base) if first is not None else None]
+                if _CLOSERS.sub(b"", gap) and (first is None or lo < first):
+                    stretches.insert(0, (lo, message))
+            elif not stretches:
+                # The last entry read is out of the window: reject from the failing buffer's first "{"
+                # (unless the damage came before the entries array began).
                 lo = max(src.base, failed_at - PARSE_BUFFER)
                 brace = src.data.find(b"{", lo - src.base)
                 if brace >= 0 and (resume is None or src.base + brace < resume):
                     lo = src.base + brace
-            failed = [(lo, message)]
-        for i, (start, why) in enumerate(failed):
-            end = failed[i + 1][0] if i + 1 < len(failed) else resume
+                gap = src.data[lo - src.base : (resume - src.base) if resume is not None else None]
+                if (
+                    self.entries_seen == 0
+                    and self.broken_seen == 0
+                    and re.search(rb'"entries"\s*:\s*\[', gap)
+                ):
+                    self.notes.append(f"damaged JSON before the entries skipped: {message}")
+                else:
+                    stretches = [(lo, message)]
+        for i, (start, why) in enumerate(stretches):
+            end = stretches[i + 1][0] if i + 1 < len(stretches) else resume
             head, sha, length = src.excerpt(start, end)
             reason = f"invalid JSON: {why}"
             if end is None:
@@ -524,6 +558,8 @@ class _EntryReader:
 
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]')
 _SKIP_SEPARATORS = re.compile(rb"[\s,]*")
+_STARTED = re.compile(rb'"startedDateTime"\s*:\s*"([^"\\]*)"')
+_CLOSERS = re.compile(rb"[\s,\]}]+")
 
 
 def _object_end(data: bytearray, at: int) -> int | None:
