@@ -168,3 +168,22 @@ def summary(case_dir: str | os.PathLike[str], top: int = 5) -> dict[str, Any]:
         "top_endpoints": top_endpoints,
         "reference_files": case.reference_files(manifest),
     }
+
+
+def sample(
+    out_dir: str | os.PathLike[str],
+    *,
+    seed: int = 1,
+    scale: float = 1.0,
+    start: Any = None,
+    days: int = 70,
+    formats: str | list[str] | None = None,
+    profile: str = "standard",
+    force: bool = False,
+) -> Any:
+    """Write a synthetic T-Mobile-like breach as raw evidence plus truth.json (see :mod:`forensics.sample`)."""
+    from .sample import generate
+
+    return generate(
+        out_dir, seed=seed, scale=scale, start=start, days=days, formats=formats, profile=profile, force=force
+    )

@@ -367,6 +367,83 @@ def investigate(**kwargs: Any) -> None:
     print_summary(kwargs["case_dir"])
 
 
+# --------------------------------------------------------------------------------------------------
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same bytes.")
+@click.option(
+    "--scale", type=float, default=1.0, show_default=True, help="1.0 is a few MB; 10 is ~10x requests."
+)
+@click.option(
+    "--start", metavar="DATE", default="2022-11-01", show_default=True, help="First day of evidence (UTC)."
+)
+@click.option("--days", type=int, default=70, show_default=True, help="Days of evidence.")
+@click.option("--formats", default="alb,nginx,har", show_default=True, help="Which evidence to write.")
+@click.option(
+    "--profile",
+    type=click.Choice(["standard", "hard"]),
+    default="standard",
+    show_default=True,
+    help="hard: an evasive attacker, and customer-service staff reading many customers.",
+)
+@click.option("--hard", is_flag=True, help="Shorthand for --profile hard.")
+@click.option("--force", is_flag=True, help="Replace a previous sample in OUT_DIR.")
+def sample(
+    out_dir: str,
+    seed: int,
+    scale: float,
+    start: str,
+    days: int,
+    formats: str,
+    profile: str,
+    hard: bool,
+    force: bool,
+) -> None:
+    """Write a realistic synthetic API breach as raw evidence, with the truth in truth.json.
+
+    A T-Mobile-like case: an ALB S3 tree, rotated nginx logs of two gateways (server clock in
+    Los Angeles time, across the DST change), the app team's HAR capture, and truth.json (the
+    attacker's addresses, first and last request, records taken; the benign heavy clients).
+
+    \b
+    Example:
+      forensics sample /tmp/evidence --seed 7 && forensics investigate /tmp/evidence --case /tmp/case
+      forensics sample /tmp/hard --hard --scale 0.2 --days 30
+    """
+    result = api.sample(
+        out_dir,
+        seed=seed,
+        scale=scale,
+        start=start,
+        days=days,
+        formats=formats,
+        profile="hard" if hard else profile,
+        force=force,
+    )
+    t = result.truth
+    table = Table(title=f"Sample written to {terminal(out_dir, 200)}", title_justify="left")
+    for col in ("format", "files", "lines", "events expected", "rejects expected"):
+        table.add_column(col, justify="left" if col == "format" else "right")
+    for name, f in sorted(t["formats"].items()):
+        files = f.get("files", 1) if name != "nginx" else sum(len(g["files"]) for g in f["gateways"].values())
+        lines = f.get("lines", f.get("entries", 0))
+        table.add_row(
+            name, f"{files:,}", f"{lines:,}", f"{f.get('events', lines):,}", f"{f.get('rejects', 0):,}"
+        )
+    out.print(table)
+    for a in t["attackers"]:
+        out.print(
+            f"attacker ({t['profile']}): {len(a['addresses']):,} addresses, {a['first_request']} → "
+            f"{a['last_request']}, {a['records_returned']:,} of {a['records_requested']:,} records requested "
+            f"returned via {a['method']} {a['endpoint']}"
+        )
+    seconds = sum(result.timings.values())
+    out.print(
+        f"{result.requests:,} requests, {result.files:,} files, {result.bytes / 1e6:.1f} MB in {seconds:.1f} s "
+        f"({result.requests / max(seconds, 1e-9):,.0f} requests/s); truth: {terminal(out_dir, 200)}/truth.json"
+    )
+
+
 @functools.cache
 def _commands() -> list[str]:
     return sorted(main.commands)
