@@ -321,29 +321,27 @@ def apply_inventory(events_lf: pl.LazyFrame, case: Case) -> pl.LazyFrame:
 def inventory_table(inventory: pl.DataFrame) -> pl.DataFrame:
     """The inventory as the terminal shows it: exposed endpoints first, then by hits; lists joined."""
     if inventory.height == 0:
-        return pl.DataFrame(schema={c: pl.String for c in ("method", "host", "endpoint", "hits")})
-    mix = pl.format(
-        "{}/{}/{}/{}",
-        *(pl.col(f"status_{k}xx") for k in "2345"),
-    )
+        return pl.DataFrame(schema={c: pl.String for c in ("endpoint", "host", "hits")})
+    mix = pl.format("{}/{}/{}/{}", *(pl.col(f"status_{k}xx") for k in "2345"))
     return inventory.sort(
         ["returns_pii_without_auth", "hits", "host", "endpoint", "method"],
         descending=[True, True, False, False, False],
         nulls_last=True,
     ).select(
-        "method",
+        pl.concat_str(pl.col("method").fill_null("?"), pl.lit(" "), pl.col("endpoint").fill_null("?")).alias(
+            "endpoint"
+        ),
         pl.col("host").fill_null("?"),
-        "endpoint",
         "hits",
-        pl.col("sources").list.join(",").alias("sources"),
         mix.alias("2xx/3xx/4xx/5xx"),
+        pl.col("sources").list.join(",").alias("sources"),
         pl.col("auth_kinds").list.join(",").alias("auth"),
         pl.col("pii_kinds").list.join(",").alias("personal data"),
         pl.col("median_bytes_out").round(0).cast(pl.Int64).alias("median bytes"),
         pl.when(pl.col("returns_pii_without_auth"))
         .then(pl.lit("YES"))
         .otherwise(pl.lit(""))
-        .alias("PII without auth"),
+        .alias("PII, no auth"),
     )
 
 
