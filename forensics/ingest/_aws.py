@@ -182,19 +182,44 @@ def split_fields(lines: pl.DataFrame, n_fields: int) -> tuple[pl.DataFrame, pl.D
             infer_schema=False,
         )
 
-    rejects = []
-    # An unclosed quote would make the reader run on into the next line; the last line of the
-    # batch is checked here, any other one shows as a row-count mismatch below.
+    def attempt(frame: pl.DataFrame) -> pl.DataFrame | None:
+        try:
+            fields = read(frame)
+        except pl.exceptions.ComputeError:  # a field the reader cannot unquote
+            return None
+        return fields if fields.height == frame.height else None
+
+    # The fast path: one read. An unclosed quote would make the reader run on into the next line
+    # (a row-count mismatch) or fail; the last line of the batch cannot show either, so it is checked.
     odd = pl.col("line").str.count_matches('"', literal=True) % 2 == 1
     last_odd = lines.tail(1).select(odd).item() if lines.height else False
-    fields = read(lines) if not last_odd else None
-    if fields is None or fields.height != lines.height:
-        bad = lines.filter(odd)
-        rejects.append(reject_frame(bad, "truncated line: a quoted field is never closed"))
-        lines = lines.filter(~odd)
-        fields = read(lines) if lines.height else pl.DataFrame(schema=schema)
+    fields = attempt(lines) if not last_odd else None
+    rejects = []
+    if fields is None:
+        # The slow path, for the rare batch with a damaged line: find the lines and read the rest.
+        reason = (
+            pl.when(odd)
+            .then(pl.lit("truncated line: a quoted field is never closed"))
+            .when(~pl.col("line").str.contains(_WELL_QUOTED))
+            .then(pl.lit("malformed line: a quote inside an unquoted field or after a closing quote"))
+        )
+        lines = lines.with_columns(reason.alias("_why"))
+        bad = lines.filter(pl.col("_why").is_not_null())
+        if bad.height:
+            rejects.append(reject_frame(bad, pl.col("_why")))
+        lines = lines.filter(pl.col("_why").is_null()).drop("_why")
+        fields = attempt(lines) if lines.height else None
+        if fields is None:
+            fields = pl.DataFrame(schema=schema)
+        if fields.height != lines.height:  # should not happen: reject the batch rather than misalign
+            rejects.append(reject_frame(lines, "could not split the fields of this batch"))
+            lines, fields = lines.clear(), pl.DataFrame(schema=schema)
     out = pl.concat([lines.drop("line"), fields], how="horizontal")
     return out, (pl.concat(rejects) if rejects else empty_reject_rows())
+
+
+#: A line whose fields are each unquoted (no quote) or wholly quoted: what the CSV reader splits exactly.
+_WELL_QUOTED = r'^(?:[^ "]*|"[^"]*")(?: (?:[^ "]*|"[^"]*"))*$'
 
 
 def json_object(fields: dict[str, pl.Expr]) -> pl.Expr:

@@ -134,7 +134,7 @@ def _classify(line: pl.Expr) -> pl.Expr:
 def _reject_malformed(rows: pl.DataFrame, rejects: list[pl.DataFrame]) -> pl.DataFrame:
     """Keep the rows that are ALB lines; the others become rejects with the reason."""
     ts_ok = pl.col("ts").is_not_null()
-    long_enough = _col("target_group_arn").is_not_null()
+    long_enough = _col("target_group_arn").is_not_null() & (_col("target_group_arn") != "")  # "" = missing
     numbers = pl.col("bytes_in").is_not_null() & pl.col("bytes_out").is_not_null()
     ok = ts_ok & long_enough & numbers
     bad = rows.filter(~ok)

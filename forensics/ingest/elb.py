@@ -105,7 +105,7 @@ def parse_elb(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         _col("sent_bytes").cast(pl.Int64, strict=False).alias("_tx"),
     )
     ts_ok = pl.col("ts").is_not_null()
-    long_enough = _col("request").is_not_null()
+    long_enough = _col("request").is_not_null() & (_col("request") != "")  # "" = missing field
     numbers = pl.col("_rx").is_not_null() & pl.col("_tx").is_not_null()
     ok = ts_ok & long_enough & numbers
     bad = rows.filter(~ok)
