@@ -6,7 +6,6 @@ Values from the evidence are passed through :func:`forensics.safe.terminal` befo
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -357,14 +356,20 @@ def inventory(case_dir: str, limit: int) -> None:
 @main.command()
 @ingest_options
 def investigate(**kwargs: Any) -> None:
-    """Run every stage on the evidence: ingest, then summarise the case.
+    """Run every stage on the evidence: ingest, inventory, analyze, and a summary of the case.
 
     \b
     Example:
       forensics investigate sample_logs/ --case case/
     """
+    case_dir = kwargs["case_dir"]
     run_ingest(**kwargs)
-    print_summary(kwargs["case_dir"])
+    print_summary(case_dir)
+    frame = api.inventory(case_dir)
+    _log(case_dir, "inventory")
+    exposed = int(frame.get_column("returns_pii_without_auth").sum()) if frame.height else 0
+    out.print(f"Inventory: {frame.height:,} endpoints, {exposed} return personal data without authentication")
+    run_analyze(case_dir, None, None, None, (), ())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -444,6 +449,167 @@ def sample(
     )
 
 
-@functools.cache
-def _commands() -> list[str]:
-    return sorted(main.commands)
+# --------------------------------------------------------------------------------------------------
+def analyze_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    decorators = [
+        click.option(
+            "--config", "config_path", type=click.Path(dir_okay=False), help="TOML thresholds/allowlists."
+        ),
+        click.option("--since", metavar="TIME", help="Report only what happened from TIME (UTC, ISO 8601)."),
+        click.option("--until", metavar="TIME", help="Report only what happened until TIME (UTC, ISO 8601)."),
+        click.option(
+            "--client", "clients", multiple=True, metavar="IP", help="Report only findings about IP."
+        ),
+        click.option(
+            "--endpoint",
+            "endpoints",
+            multiple=True,
+            metavar="TEMPLATE",
+            help="Report only findings on this endpoint template.",
+        ),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def run_analyze(
+    case_dir: str,
+    config_path: str | None,
+    since: str | None,
+    until: str | None,
+    clients: tuple[str, ...],
+    endpoints: tuple[str, ...],
+) -> Any:
+    from .analyze import analyze as do_analyze
+
+    _log(
+        case_dir,
+        "analyze",
+        config=config_path,
+        since=since,
+        until=until,
+        clients=list(clients),
+        endpoints=list(endpoints),
+    )
+    with err.status("analyze: running the passes"):
+        result = do_analyze(
+            case_dir, config_path, since, until, list(clients) or None, list(endpoints) or None
+        )
+    print_findings(result.document)
+    out.print(
+        f"Wrote {result.paths['findings']}, {result.paths['affected_records'].name}, "
+        f"{result.paths['iocs'].name}"
+    )
+    return result
+
+
+def print_findings(doc: dict[str, Any]) -> None:
+    table = Table(title=f"Findings ({len(doc['findings'])})", title_justify="left")
+    for col in (
+        "id",
+        "kind",
+        "severity",
+        "actor",
+        "endpoint",
+        "start (UTC)",
+        "end (UTC)",
+        "requests",
+        "records",
+    ):
+        table.add_column(col, overflow="fold")
+    for f in doc["findings"]:
+        actor = f["actor"]
+        who = f"{actor['id']} ({len(actor['client_ips'])} addr)" if actor else ""
+        table.add_row(
+            f["id"],
+            f["kind"],
+            f["severity"],
+            who,
+            Text(terminal(f"{f['method'] or ''} {f['endpoint'] or ''}", 60)),
+            (f["start"] or "")[:19],
+            (f["end"] or "")[:19],
+            f"{f['requests']:,}",
+            f"{f['distinct_objects']:,}" if f["distinct_objects"] is not None else "",
+        )
+    out.print(table)
+    if doc["cleared"]:
+        out.print(f"Cleared after examination: {len(doc['cleared'])} client(s) (see findings.json → cleared)")
+
+
+@main.command()
+@case_option
+@analyze_options
+def analyze(case_dir: str, **kwargs: Any) -> None:
+    """Run the analytic passes: findings.json, affected_records.csv, iocs.csv.
+
+    \b
+    Example:
+      forensics analyze --case case/ --since 2022-11-01 --config thresholds.toml
+    """
+    run_analyze(case_dir, **kwargs)
+
+
+@main.command()
+@case_option
+@click.argument("finding_id")
+def explain(case_dir: str, finding_id: str) -> None:
+    """Why a finding exists: criteria, values, thresholds, sample raw lines.
+
+    \b
+    Example:
+      forensics explain --case case/ F0001
+    """
+    from .analyze import explain as do_explain
+
+    info = do_explain(case_dir, finding_id)
+    f = info["finding"]
+    out.print(Text(f"{f['id']} {f['kind']} ({f['severity']}, score {f['score']})", style="bold"))
+    out.print(Text(terminal(f["summary"], 1000)))
+    if f["actor"]:
+        a = f["actor"]
+        out.print(
+            Text(
+                f"actor {a['id']}: {', '.join(terminal(x, 60) for x in a['client_ips'][:20])}"
+                + (" …" if len(a["client_ips"]) > 20 else "")
+            )
+        )
+    out.print(
+        Text(
+            f"window (UTC): {f['start']} → {f['end']}; censored: start={f['censored']['start']}, "
+            f"end={f['censored']['end']}"
+        )
+    )
+    table = Table(title="Evidence", title_justify="left")
+    table.add_column("value")
+    table.add_column("number")
+    for k, v in f["evidence"].items():
+        if k in ("criteria", "sample_refs"):
+            continue
+        table.add_row(k, Text(terminal(v, 200)))
+    out.print(table)
+    crit = Table(title="Criteria (thresholds from the configuration)", title_justify="left")
+    crit.add_column("threshold")
+    crit.add_column("value")
+    for k, v in (f["evidence"].get("criteria") or {}).items():
+        crit.add_row(k, str(v))
+    out.print(crit)
+    out.print(Text("Reproduce: forensics query --case " + case_dir + ' "' + f["query"] + '"'))
+    for s in info["samples"]:
+        line = s["line"] if s["line"] is not None else "(evidence file not reachable)"
+        out.print(Text(f"{terminal(s['ref'], 200)}: {terminal(line, 400)}"))
+    _log(case_dir, "explain", finding=finding_id)
+
+
+@main.command()
+@click.option("--defaults", is_flag=True, required=True, help="Print the default thresholds as TOML.")
+def config(defaults: bool) -> None:
+    """Print the analysis configuration's defaults (every threshold and allowlist) as TOML.
+
+    \b
+    Example:
+      forensics config --defaults > thresholds.toml
+    """
+    from .config import defaults_toml
+
+    sys.stdout.write(defaults_toml())

@@ -58,6 +58,7 @@ class FileResult:
 
     path: str
     observer: str
+    abs_path: str = ""  # where the evidence was read from (explain re-reads raw lines from it)
     status: str = "ingested"  # ingested | partial | unknown | error | empty | duplicate
     format: str | None = None
     variant: str | None = None
@@ -367,7 +368,7 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
     batches: dict[str, _Batch] = {}
     cache: dict[str, Detection] = {}
     for f in task.files:
-        result = FileResult(path=f.rel_path, observer=f.observer)
+        result = FileResult(path=f.rel_path, observer=f.observer, abs_path=f.abs_path)
         results.append(result)
         evidence = EvidenceFile(f.abs_path)
         try:
