@@ -66,15 +66,15 @@ from .reader import EvidenceFile, LineChunk, iter_line_chunks, prefetch
 # --------------------------------------------------------------------------------------------------
 # The CLF preset, one named fragment per $context variable.
 CLF_RE = (
-    r"^(?P<ip>[^ ]+) "  # $context.identity.sourceIp
-    r"(?P<caller>[^ ]+) "  # $context.identity.caller (IAM principal that signed the request) or -
-    r"(?P<user>[^ ]+) "  # $context.identity.user (IAM principal to authorise) or -
-    r"\[(?P<requestTime>[^\]]+)\] ?"  # [$context.requestTime]; the current preset has no space after ]
-    r'"(?P<httpMethod>[^ "]+) (?P<resourcePath>[^"]*?) (?P<protocol>[^ "]+)" '  # "method resource proto"
-    r"(?P<status>[^ ]+) "  # $context.status
-    r"(?P<responseLength>[^ ]+) "  # $context.responseLength
-    r"(?P<requestId>[^ ]+)"  # $context.requestId
-    r"(?: (?P<extendedRequestId>[^ ]+))?$"  # $context.extendedRequestId (current console preset)
+    r'^(?P<ip>[^ "\[\]]+) '  # $context.identity.sourceIp
+    r'(?P<caller>[^ "]+) '  # $context.identity.caller (IAM principal that signed the request) or -
+    r'(?P<user>[^ "]+) '  # $context.identity.user (IAM principal to authorise) or -
+    r"\[(?P<requestTime>\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] ?"  # [$context.requestTime]
+    r'"(?P<httpMethod>[A-Z]+) (?P<resourcePath>[^"]*?) (?P<protocol>[^ "]+)" '  # "method resource protocol"
+    r"(?P<status>\d{3}|-) "  # $context.status
+    r"(?P<responseLength>\d+|-) "  # $context.responseLength
+    r"(?P<requestId>[0-9A-Za-z][0-9A-Za-z_=+/-]*)"  # $context.requestId (a UUID; never quoted)
+    r"(?: (?P<extendedRequestId>[0-9A-Za-z][0-9A-Za-z_=+/-]*))?$"  # $context.extendedRequestId (newer preset)
 )
 _CLF = re.compile(CLF_RE)
 

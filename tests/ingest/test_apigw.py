@@ -135,3 +135,12 @@ def test_api_key_values_are_fingerprinted_and_export_prefixes_read(ingest_files)
     # a JSON document cut short: the records before the damage are kept, the file is "partial"
     broken = case.entry("broken.json.gz")
     assert broken["status"] == "partial" and broken["rows"] == 1 and "invalid JSON" in broken["error"]
+
+
+def test_combined_log_lines_are_not_taken_for_the_clf_preset():
+    from forensics.ingest import IngestOptions, detect
+
+    nginx = '203.0.113.9 - - [01/Feb/2023:00:00:01 +0000] "GET /a HTTP/1.1" 200 10 "-" "curl/8"'
+    assert detect([nginx] * 3, "access.log", IngestOptions()).ingestor == "nginx"
+    apigw = '203.0.113.9 - - [01/Feb/2023:00:00:01 +0000] "GET /a HTTP/1.1" 200 10 c6af9ac6-7b61-11e6-9a41-93e8deadbeef'
+    assert detect([apigw] * 3, "access.log", IngestOptions()).ingestor == "apigw"
