@@ -331,7 +331,13 @@ def _field_counts(text: pl.Series) -> pl.DataFrame:
     is_str = v.str.starts_with('"')
     inner = v.str.slice(1, v.str.len_chars() - 2).str.strip_chars()
     kind, group = pl.col("kind"), pl.col("group")
-    card = _checked(frame.get_column("v").str.strip_chars('"'), is_card_number)
+    is_card = frame.get_column("kind") == "card"
+    card = pl.Series([False] * frame.height, dtype=pl.Boolean)
+    if is_card.any():
+        idx = is_card.arg_true()
+        card = card.scatter(
+            idx, _checked(frame.get_column("v").gather(idx).str.strip_chars('"'), is_card_number)
+        )
     frame = frame.with_columns(card.alias("_card"))
     scalar_ok = (
         pl.when(is_str)

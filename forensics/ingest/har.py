@@ -627,12 +627,10 @@ def _headers(value: Any) -> dict[str, str]:
     if not isinstance(value, list):
         return out
     for h in value:
-        if not isinstance(h, dict):
+        try:
+            low = h["name"].lower()
+        except (TypeError, KeyError, AttributeError):
             continue
-        name = h.get("name")
-        if not isinstance(name, str):
-            continue
-        low = name.strip().lower()
         if low in _WANTED and low not in out:
             v = h.get("value")
             if isinstance(v, str) and v.strip():
