@@ -224,7 +224,7 @@ class HarIngestor(Ingestor):
         ctx.notes.extend(reader.notes)
         if reader.trailing:
             ctx.notes.append(f"data after the end of the entries ignored ({reader.trailing})")
-        if reader.entries_seen == 0 and reader.fatal is None and source.error is None:
+        if reader.entries_seen == reader.broken_seen == 0 and reader.fatal is None and source.error is None:
             ctx.notes.append("no log.entries in the document")
         if source.error is not None:
             raise source.error
@@ -239,8 +239,9 @@ class HarIngestor(Ingestor):
 class _Source:
     """Decompressed content as a file for ijson, keeping :data:`RESYNC_BACK` bytes behind the reader.
 
-    Strips a UTF-8 BOM, replaces invalid UTF-8 (ijson would stop at it), and remembers the error of a
-    corrupt compressed stream (reported after what was read before it).
+    Strips a UTF-8 BOM, replaces invalid UTF-8 (ijson would stop at it; offsets after a repaired
+    block count the repaired bytes), and remembers the error of a corrupt compressed stream (reported
+    after what was read before it).
     """
 
     def __init__(self, blocks: Iterator[bytes]) -> None:
@@ -267,7 +268,8 @@ class _Source:
         while self.pos + n > self.base + len(self.data) and self.pull():
             pass
         start = self.pos - self.base
-        out = bytes(self.data[start : start + n])
+        with memoryview(self.data) as view:
+            out = bytes(view[start : start + n])
         self.pos += len(out)
         self._trim()
         return out

@@ -382,6 +382,17 @@ def test_truncated_capture_is_partial_with_everything_before_kept(ingest_files):
     assert rej["reason"].endswith("(document ends here) (40 bytes skipped)")
 
 
+def test_corrupt_gzip_keeps_the_entries_before_the_damage(ingest_files):
+    doc = _numbered(400, pad=200)
+    packed = gzip.compress(doc)
+    case = ingest_files({"cut.har.gz": packed[: len(packed) * 2 // 3]})
+    e = case.entry("cut.har.gz")
+    assert e["status"] == "partial" and "corrupt or truncated gzip" in e["error"]
+    assert e["rows"] > 0 and e["rows"] + e["rejected"] == e["lines_read"]
+    assert case.events().get_column("source_line").to_list() == list(range(1, e["rows"] + 1))
+    assert e["sha256"] == hashlib.sha256(packed[: len(packed) * 2 // 3]).hexdigest()
+
+
 def test_not_json_at_all_is_an_error(ingest_files):
     case = ingest_files({"x.har": b'{"log": {"version": "1.2", "entries": [ not json ]}}'})
     e = case.entry("x.har")
