@@ -26,6 +26,13 @@ Mapping to the event schema:
   request end to end, comparable with nginx's ``$request_time``; null rather than a partial sum.
 * ``request_id`` = ``trace_id`` (``X-Amzn-Trace-Id``), which links the request to the target's logs.
 * ``observer`` = the ``elb`` field (``app/<name>/<id>``), per row.
+* ``extra`` (one JSON object): type, URL port, target, target status, target processing time, TLS
+  cipher and protocol, SNI ``domain_name``, ``request_creation_time``, ``actions_executed`` and
+  ``conn_trace_id`` on every line; redirect URL, error reason, desync classification and reason, the
+  transform fields, and the target lists when they differ from target/target status, only on the
+  lines that have them (they are ``-`` on almost every line; half the bytes per event).
+  ``target_group_arn``, ``chosen_cert_arn`` and ``matched_rule_priority`` describe the listener's
+  configuration, not the request, and are not carried (the last two are not even materialised).
 * The request ``METHOD scheme://host:port/uri HTTP/x`` gives method, scheme, host (without the
   port, which goes to ``extra``), path, query and protocol; the URI may contain spaces, so the method
   is split off the left and the protocol off the right. A request that does not read that way
@@ -82,6 +89,9 @@ FIELDS: tuple[str, ...] = (
     "request_transform_status",  # 33
 )
 MIN_FIELDS = 17
+#: Fields not carried into the events (per-listener configuration, the same on every line of a
+#: balancer), so not even materialised by the reader: chosen_cert_arn, matched_rule_priority.
+_NOT_READ = (19, 20)
 
 _COL = {name: f"c{i}" for i, name in enumerate(FIELDS)}
 
@@ -187,7 +197,7 @@ def parse_alb(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     lines = frame.filter(pl.col("_alb")).drop("_alb")
     if lines.height == 0:
         return pl.DataFrame(), pl.concat(rejects) if rejects else empty_reject_rows()
-    rows, rej = _aws.split_fields(lines, len(FIELDS))
+    rows, rej = _aws.split_fields(lines, len(FIELDS), skip=_NOT_READ)
     if rej.height:
         rejects.append(rej)
 
