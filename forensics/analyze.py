@@ -21,7 +21,18 @@ from . import config as config_mod
 from . import findings as fmodel
 from .case import Case
 from .findings import Actor, Cleared, Finding
-from .passes import Context, enumeration, exposure, materialize, ok_with_body, prepare, scanning, volume
+from .passes import (
+    Context,
+    actors,
+    enumeration,
+    exfiltration,
+    exposure,
+    materialize,
+    ok_with_body,
+    prepare,
+    scanning,
+    volume,
+)
 from .passes.dedup import deduplicate
 from .safe import write_csv
 
@@ -158,16 +169,24 @@ def analyze(
     ctx = Context(cfg, first_ts, last_ts, since_t, until_t, load_pii(case))
 
     found: list[Finding] = []
-    enum_findings, walks = enumeration.run(prepared, ctx)
+    linked, _profiles = actors.link(prepared, ctx)
+    ctx.members = {a.key: a.clients for a in linked}
+    member_of = {c: a.key for a in linked for c in a.clients}
+    found += exfiltration.run(prepared, ctx, linked, dedup_report.as_dict())
+    # Enumeration judges a linked actor's addresses together, as the one client they are.
+    as_actors = prepared.with_columns(pl.col("client").replace(member_of)) if member_of else prepared
+    enum_findings, walks = enumeration.run(as_actors, ctx)
     found += enum_findings
-    found += scanning.run(prepared, ctx, walks)
+    found += scanning.run(
+        prepared, ctx, walks.filter(~pl.col("client").is_in(list(ctx.members))) if walks.height else walks
+    )
     vol_findings, heavy = volume.run(prepared, ctx)
     found += vol_findings
     found += exposure.run(prepared, ctx)
 
     flagged_clients = sorted({c for f in found for c in f.clients})
     heavy_clients = heavy.get_column("client").to_list() if heavy.height else []
-    walkers = _walkers_examined(walks, cfg)
+    walkers = [c for c in _walkers_examined(walks, cfg) if c not in ctx.members]
     idents = _identities(prepared, sorted(set(flagged_clients) | set(heavy_clients) | set(walkers)))
 
     # Allowlists apply retroactively: the client's findings become a cleared entry.
@@ -175,7 +194,9 @@ def analyze(
     kept: list[Finding] = []
     allowed: dict[str, str] = {}
     for c in flagged_clients:
-        why = _allowlisted(c, idents[c]["principals"], idents[c]["user_agents"], cfg)
+        why = _allowlisted(
+            c, idents.get(c, {}).get("principals", []), idents.get(c, {}).get("user_agents", []), cfg
+        )
         if why:
             allowed[c] = why
     for f in found:
@@ -185,7 +206,7 @@ def analyze(
 
     kept = _report_filter(kept, prepared, ctx, clients, endpoints)
     numbered = fmodel.number(kept)
-    actor_of = _assign_actors(numbered, idents)
+    actor_of = _assign_actors(numbered, idents, [a.clients for a in linked])
     cleared = _cleared(heavy, walks, walkers, allowed, flagged_clients, numbered, idents, actor_of, cfg)
 
     sources = (
@@ -273,13 +294,24 @@ def _clip(f: Finding, prepared: pl.LazyFrame, ctx: Context) -> None:
     f.censored = {"start": f.censored["start"] or cut_start, "end": f.censored["end"] or cut_end}
 
 
-def _assign_actors(numbered: list[Finding], idents: dict[str, dict[str, list[str]]]) -> dict[str, str]:
-    """A1, A2, … in order of first appearance in the numbered findings; one actor per client for now."""
+def _assign_actors(
+    numbered: list[Finding], idents: dict[str, dict[str, list[str]]], groups: list[list[str]]
+) -> dict[str, str]:
+    """A1, A2, … in order of first appearance in the numbered findings. The addresses of a linked
+    operation share one actor id; every other address is an actor of its own."""
+    group_of = {c: i for i, g in enumerate(groups) for c in g}
     actor_of: dict[str, str] = {}
+    n = 0
     for f in numbered:
         for c in f.clients:
-            if c not in actor_of:
-                actor_of[c] = f"A{len(actor_of) + 1}"
+            if c in actor_of:
+                continue
+            n += 1
+            if c in group_of:
+                for m in groups[group_of[c]]:
+                    actor_of[m] = f"A{n}"
+            else:
+                actor_of[c] = f"A{n}"
     for f in numbered:
         if not f.clients:
             continue
@@ -307,7 +339,7 @@ def _cleared(
 ) -> list[Cleared]:
     reported = {c for f in numbered for c in f.clients}
     entries: dict[str, Cleared] = {}
-    next_id = len(actor_of) + 1
+    next_id = 1 + max((int(v[1:]) for v in actor_of.values()), default=0)
 
     def actor(c: str) -> Actor:
         nonlocal next_id

@@ -54,6 +54,19 @@ DEFAULTS: dict[str, Any] = {
         "min_requests": 500,  # …and never below this many requests
         "heavy_clients": 10,  # the heaviest clients examined and, when not flagged, listed in cleared
     },
+    "actors": {
+        # Linking the addresses of one operation on a record endpoint (see forensics.passes.actors).
+        "max_subresource_share": 0.05,  # share of read records whose sub-resources (plan, usage) it also read
+        "max_reread_share": 0.05,  # share of records read successfully more than once
+        "band_gap": 256,  # ids closer than this on one day are one walk band
+        "agent_gap_hours": 6.0,  # same user agent, active within this many hours: one stream
+    },
+    "exfiltration": {
+        # The sustained window in which an actor took the data (see forensics.passes.exfiltration).
+        "max_pause_days": 7,  # quiet days tolerated inside one window
+        "min_records": 50,  # records returned for a window to be reported
+        "critical_records": 1000,
+    },
     "exposure": {
         "min_requests": 1,  # log traffic to a personal-data endpoint needed to report it
     },

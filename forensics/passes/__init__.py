@@ -36,6 +36,15 @@ class Context:
     since: datetime | None = None  # the reporting range (baselines always use everything)
     until: datetime | None = None
     pii: dict[tuple[str, str], dict[str, Any]] | None = None  # (method, endpoint) → inventory facts
+    members: dict[str, list[str]] | None = None  # linked actor key → its addresses (see .actors)
+
+    def addresses(self, client: str) -> list[str]:
+        """The addresses behind a ``client`` value (an address, or a linked actor's key)."""
+        return list((self.members or {}).get(client, [client]))
+
+    def label(self, client: str) -> str:
+        members = (self.members or {}).get(client)
+        return f"{len(members)} linked addresses" if members else client
 
 
 def _query_name_pattern(config: dict[str, Any]) -> str:

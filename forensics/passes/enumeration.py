@@ -180,7 +180,7 @@ def run(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Finding], pl.DataFra
             "sample_refs": refs,
         }
         summary = (
-            f"{row['client']} walked {row['distinct_objects']:,} ids of {row['method']} {row['endpoint_key']} "
+            f"{ctx.label(row['client'])} walked {row['distinct_objects']:,} ids of {row['method']} {row['endpoint_key']} "
             f"({row['objects_returned']:,} returned data), {row['sequential_share']:.0%} in sequence, "
             f"{row['repeat_share']:.0%} re-read, between {row['start']:%Y-%m-%d} and {row['end']:%Y-%m-%d}."
         )
@@ -211,7 +211,7 @@ def run(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Finding], pl.DataFra
                 distinct_objects=row["objects_returned"],
                 objects_requested=row["distinct_objects"],
                 pii_kinds=pii_kinds,
-                clients=[row["client"]],
+                clients=ctx.addresses(row["client"]),
             )
         )
     return findings, stats
