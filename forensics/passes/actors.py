@@ -24,7 +24,7 @@ records; partners use their own endpoints; scanners' short, refused id runs are 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -251,17 +251,15 @@ def _agent_edges(walkers: pl.DataFrame, uf: _Union, signals: dict[str, int], cfg
         reach = None
         prev = None
         for c, f, l_ in zip(clients, firsts, lasts, strict=True):
-            if prev is not None and reach is not None and f <= reach + _td(cfg["agent_gap_hours"]):
-                if uf.union(prev, c):
-                    signals["agent_and_time"] += 1
+            near = (
+                prev is not None
+                and reach is not None
+                and f <= reach + timedelta(hours=cfg["agent_gap_hours"])
+            )
+            if near and uf.union(prev, c):
+                signals["agent_and_time"] += 1
             if reach is None or l_ > reach:
                 reach, prev = l_, c
-
-
-def _td(hours: float):
-    from datetime import timedelta
-
-    return timedelta(hours=hours)
 
 
 def _attach_singles(
