@@ -138,7 +138,7 @@ def generate(
     actors.batch_job(world, blocks)
     actors.scanners(world, blocks)
     if profile == "hard":
-        actors.attacker_hard(world)
+        actors.attacker_hard(world, blocks)
         actors.staff(world, blocks)
     else:
         actors.attacker_standard(world, blocks)
@@ -148,18 +148,19 @@ def generate(
     lap("generate")
 
     stage("render")
-    frame = render.request_frame(table, world.addresses.table, world.traffic.uas.table)
+    frame = render.request_frame(table)
+    look = render.Lookups.of(world.addresses.table, world.traffic.uas.table)
     sink = render.FileSink(out)
     written: dict[str, render.Written] = {}
     rng = world.rng["render"]
     if "alb" in fmts:
-        written["alb"] = render.write_alb(sink, frame, rng)
+        written["alb"] = render.write_alb(sink, frame, look, rng)
     if "nginx" in fmts:
-        written["nginx"] = render.write_nginx(sink, frame, params.start_us, params.end_us, rng)
+        written["nginx"] = render.write_nginx(sink, frame, look, params.start_us, params.end_us, rng)
     har_file = None
     if "har" in fmts:
         har_file = HAR_FILE
-        written["har"] = render.write_har(sink, har_doc, HAR_FILE, entries[-1].t0 + 60 * 1_000_000)
+        written["har"] = render.write_har(sink, har_doc, HAR_FILE)
     lap("render")
     nbytes = sink.close()
     lap("write")

@@ -143,6 +143,8 @@ class Blocks:
     staff: list[int]
     office: list[int]
     scanners: list[list[int]]
+    forged: np.ndarray  # X-Forwarded-For values the standard attacker forges
+    residential: np.ndarray  # the hard attacker's residential proxies
 
 
 def reserve_blocks(w: World) -> Blocks:
@@ -150,14 +152,24 @@ def reserve_blocks(w: World) -> Blocks:
     r = w.rng["addresses"]
     hosting = [a.block(9) for _ in range(4)]
     nat_count = max(2, round(3 * w.params.scale**0.5))
+    nat = a.block(nat_count)
+    partner = a.block(2, first_host=int(r.integers(20, 200)))
+    batch = a.block(1)
+    staff = a.block(3, first_host=int(r.integers(10, 200)))
+    office = a.block(1)
+    scanners = [a.block(1) for _ in range(4)]
+    # The attacker's scattered addresses come before the customers', which may share when space runs out.
+    residential = min(20_000, max(150, w.planned_attack // 6))
     return Blocks(
         hosting=hosting,
-        nat=a.block(nat_count),
-        partner=a.block(2, first_host=int(r.integers(20, 200))),
-        batch=a.block(1),
-        staff=a.block(3, first_host=int(r.integers(10, 200))),
-        office=a.block(1),
-        scanners=[a.block(1) for _ in range(4)],
+        nat=nat,
+        partner=partner,
+        batch=batch,
+        staff=staff,
+        office=office,
+        scanners=scanners,
+        forged=a.scattered(sum(len(h) for h in hosting) // 3),
+        residential=a.scattered(residential if w.params.profile == "hard" else 0),
     )
 
 
@@ -187,7 +199,7 @@ def customers(w: World, blocks: Blocks) -> None:
     t = w.traffic
     n = customer_count(p.scale)
     ids = rng.choice(w.db.existing, size=n, replace=False)
-    home = w.addresses.scattered(n)
+    home = w.addresses.scattered(n, share=True)
     nat = np.array(blocks.nat, dtype=np.int32)
     # Share of a customer's sessions made on cellular data (behind the carrier's NAT).
     mobile = np.where(rng.random(n) < 0.45, rng.uniform(0.5, 1.0, n), rng.uniform(0.0, 0.15, n))
@@ -467,7 +479,7 @@ def attacker_standard(w: World, blocks: Blocks) -> None:
     ids = w.db.base + w.walk_start + np.arange(n)
     pool = np.array([a for b in blocks.hosting for a in b], dtype=np.int32)
     forging = rng.choice(pool, size=len(pool) // 3, replace=False)
-    forged = w.addresses.scattered(len(forging))
+    forged = blocks.forged
     xff_of = dict(zip(forging.tolist(), forged.tolist(), strict=True))
     day = (t0 - w.start_us) // DAY
     ip = np.empty(n, dtype=np.int32)
@@ -500,7 +512,7 @@ def attacker_standard(w: World, blocks: Blocks) -> None:
     )
 
 
-def attacker_hard(w: World) -> None:
+def attacker_hard(w: World, blocks: Blocks) -> None:
     """The evasive variant: hundreds of residential addresses with a few requests each, shuffled ids or
     a list, app-like requests mixed in, retries after errors, pauses of days, a slow start with probes,
     ordinary browser user agents."""
@@ -567,9 +579,8 @@ def attacker_hard(w: World) -> None:
     starts = np.cumsum(runs) - runs
     key = starts[run_of] + pos * stretch[run_of] + rng.uniform(0, 1, size=n)
     slot_run = run_of[np.argsort(key, kind="stable")]  # the run serving the k-th request in time
-    pool_size = max(150, n // 6)
-    pool = w.addresses.scattered(pool_size)
-    run_ip = pool[rng.integers(0, pool_size, size=len(runs))]
+    pool = blocks.residential
+    run_ip = pool[rng.integers(0, len(pool), size=len(runs))]
     run_ua = rng.integers(0, len(BROWSERS), size=len(runs))
     t = w.traffic
     browser = np.array([t.uas(b) for b in BROWSERS], dtype=np.int32)

@@ -57,22 +57,25 @@ def node_count(scale: float) -> int:
 # The request table as text columns
 
 
-def request_frame(table: dict[str, np.ndarray], addresses: list[str], uas: list[str]) -> pl.DataFrame:
-    """Numeric requests → a frame with the text both formats need (client, path, query, method, …)."""
-    ep = table["ep"]
-    n = len(ep)
-    methods = [e[0] for e in ENDPOINTS] + ["GET"] * len(PROBES)
-    prefixes = [e[1] for e in ENDPOINTS] + [p for p, _ in PROBES]
-    has_id = np.array([e[2] for e in ENDPOINTS] + [False] * len(PROBES))
-    suffixes = [e[3] for e in ENDPOINTS] + [""] * len(PROBES)
-    queries = [e[4] for e in ENDPOINTS] + [""] * len(PROBES)
-    addr = pl.Series(addresses, dtype=pl.String)
-    xff_idx = table["xff"]
-    df = pl.DataFrame(
+@dataclass(frozen=True)
+class Lookups:
+    """The string tables numeric requests point into (addresses, user agents)."""
+
+    addresses: pl.Series
+    uas: pl.Series
+
+    @classmethod
+    def of(cls, addresses: list[str], uas: list[str]) -> Lookups:
+        return cls(pl.Series(addresses, dtype=pl.String), pl.Series(uas, dtype=pl.String))
+
+
+def request_frame(table: dict[str, np.ndarray]) -> pl.DataFrame:
+    """The request table as a numeric frame; text is added per chunk (:func:`with_text`) to bound memory."""
+    return pl.DataFrame(
         {
             "t": table["t"],
             "t0": table["t0"],
-            "ep": ep.astype(np.int32),
+            "ep": table["ep"].astype(np.int32),
             "obj": table["obj"],
             "status": table["status"],
             "body": table["body"],
@@ -84,20 +87,36 @@ def request_frame(table: dict[str, np.ndarray], addresses: list[str], uas: list[
             "conn": table["conn"],
             "req_proc_ms": table["req_proc_us"] // 1000,
             "tgt_proc_ms": (table["tgt_proc_us"] + 500) // 1000,
-            "client": addr.gather(table["ip"]),
-            "xff_sent": addr.gather(np.where(xff_idx >= 0, xff_idx, 0)),
-            "has_xff": xff_idx >= 0,
-            "ua": pl.Series(uas, dtype=pl.String).gather(table["ua"]),
+            "ip": table["ip"],
+            "xff": table["xff"],
+            "ua_idx": table["ua"],
         }
+    )
+
+
+def with_text(df: pl.DataFrame, look: Lookups) -> pl.DataFrame:
+    """Add the text both formats need: client, the X-Forwarded-For the client sent, user agent, method,
+    path and query."""
+    methods = [e[0] for e in ENDPOINTS] + ["GET"] * len(PROBES)
+    prefixes = [e[1] for e in ENDPOINTS] + [p for p, _ in PROBES]
+    has_id = [e[2] for e in ENDPOINTS] + [False] * len(PROBES)
+    suffixes = [e[3] for e in ENDPOINTS] + [""] * len(PROBES)
+    queries = [e[4] for e in ENDPOINTS] + [""] * len(PROBES)
+    xff = df.get_column("xff").to_numpy()
+    df = df.with_columns(
+        look.addresses.gather(df.get_column("ip")).alias("client"),
+        look.addresses.gather(np.where(xff >= 0, xff, 0)).alias("xff_sent"),
+        pl.Series("has_xff", xff >= 0),
+        look.uas.gather(df.get_column("ua_idx")).alias("ua"),
     )
     codes = list(range(len(methods)))
     qkind = pl.col("ep").replace_strict(codes, queries, return_dtype=pl.String)
     obj_text = pl.col("obj").cast(pl.String)
-    df = df.with_columns(
+    return df.with_columns(
         pl.col("ep").replace_strict(codes, methods, return_dtype=pl.String).alias("method"),
         pl.concat_str(
             pl.col("ep").replace_strict(codes, prefixes, return_dtype=pl.String),
-            pl.when(pl.col("ep").replace_strict(codes, has_id.tolist(), return_dtype=pl.Boolean))
+            pl.when(pl.col("ep").replace_strict(codes, has_id, return_dtype=pl.Boolean))
             .then(obj_text)
             .otherwise(pl.lit("")),
             pl.col("ep").replace_strict(codes, suffixes, return_dtype=pl.String),
@@ -109,8 +128,6 @@ def request_frame(table: dict[str, np.ndarray], addresses: list[str], uas: list[
         .otherwise(pl.lit(""))
         .alias("query"),
     )
-    assert df.height == n
-    return df
 
 
 def _seconds(ms: pl.Expr) -> pl.Expr:
@@ -134,22 +151,30 @@ def alb_random(df: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     """Draw the ALB-only random values of every request at once (trace ids, header and request sizes),
     so rendering in chunks gives the same bytes whatever the chunk size."""
     n = df.height
-    empty = pl.Series([], dtype=pl.String)
-    trace = _text(np.frombuffer(rng.bytes(12 * n).hex().encode(), dtype="S24")) if n else empty
-    epoch = _text(_hex(df.get_column("t0").to_numpy() // US, 8)) if n else empty
     return df.with_columns(
-        trace.alias("_trace"),
-        epoch.alias("_epoch"),
+        pl.Series("_r64", rng.integers(0, 2**64, size=n, dtype=np.uint64)),  # trace id: 96 random bits
+        pl.Series("_r32", rng.integers(0, 2**32, size=n, dtype=np.uint32)),
         pl.Series("_hdr", rng.integers(150, 260, size=n)),  # response header bytes the balancer adds
         pl.Series("_xin", rng.integers(0, 90, size=n)),  # request header bytes beyond the known ones
     )
 
 
-def alb_lines(df: pl.DataFrame) -> pl.Series:
+def alb_lines(df: pl.DataFrame, look: Lookups) -> pl.Series:
     """The ALB access-log line of every request (29 fields: the layout ALB wrote in 2022).
 
     ``df`` carries the columns of :func:`request_frame` and :func:`alb_random`.
     """
+    df = with_text(df, look)
+    if df.height:
+        df = df.with_columns(
+            _text(_hex(df.get_column("t0").to_numpy() // US, 8)).alias("_epoch"),
+            pl.concat_str(
+                _text(_hex(df.get_column("_r64").to_numpy(), 16)),
+                _text(_hex(df.get_column("_r32").to_numpy(), 8)),
+            ).alias("_trace"),
+        )
+    else:
+        df = df.with_columns(pl.lit("").alias("_epoch"), pl.lit("").alias("_trace"))
     ts = pl.from_epoch("t", "us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
     created = pl.from_epoch(pl.col("t0") // 1000 * 1000, "us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
     gw_ip = pl.col("gw").replace_strict([0, 1], [GATEWAYS[0][1], GATEWAYS[1][1]], return_dtype=pl.String)
@@ -219,8 +244,9 @@ def alb_lines(df: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
-def nginx_lines(df: pl.DataFrame) -> pl.Series:
+def nginx_lines(df: pl.DataFrame, look: Lookups) -> pl.Series:
     """The gateway's ``main`` line of every request, as the balancer forwarded it."""
+    df = with_text(df, look)
     node_ip = pl.col("node").replace_strict(list(range(len(NODES))), NODES, return_dtype=pl.String)
     local = (
         pl.from_epoch(pl.col("t") // US * US, "us")
@@ -268,25 +294,38 @@ class Written:
 class FileSink:
     """Compress and write files in a thread pool; contents and names are decided by the caller.
 
-    At most ``budget`` bytes of text wait in the pool, so memory stays bounded whatever the scale.
+    Files go to the pool in batches (one task writes many small files: one GIL hand-over per batch,
+    not per file), and at most ``budget`` bytes of text wait, so memory stays bounded at any scale.
     """
 
-    def __init__(self, root: Path, workers: int = 0, budget: int = 64 << 20) -> None:
+    def __init__(self, root: Path, workers: int = 0, budget: int = 64 << 20, batch: int = 2 << 20) -> None:
         self.root = root
         self.pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1))
         self.pending: deque[tuple[Future[int], int]] = deque()
         self.pending_bytes = 0
         self.budget = budget
+        self.batch_bytes = batch
+        self.batch: list[tuple[Path, str, bool]] = []
+        self.batch_size = 0
         self.bytes = 0
         self.dirs: set[Path] = set()
 
-    def put(self, rel: str, text: str, gz: bool, mtime_us: int) -> None:
+    def put(self, rel: str, text: str, gz: bool) -> None:
         path = self.root / rel
         if path.parent not in self.dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.dirs.add(path.parent)
-        self.pending.append((self.pool.submit(self._write, path, text, gz, mtime_us), len(text)))
-        self.pending_bytes += len(text)
+        self.batch.append((path, text, gz))
+        self.batch_size += len(text)
+        if self.batch_size >= self.batch_bytes:
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self.batch:
+            return
+        self.pending.append((self.pool.submit(self._write, self.batch), self.batch_size))
+        self.pending_bytes += self.batch_size
+        self.batch, self.batch_size = [], 0
         while self.pending_bytes > self.budget:
             self._collect()
 
@@ -296,15 +335,18 @@ class FileSink:
         self.pending_bytes -= size
 
     @staticmethod
-    def _write(path: Path, text: str, gz: bool, mtime_us: int) -> int:
-        data = text.encode("utf-8")
-        if gz:
-            data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-        path.write_bytes(data)
-        os.utime(path, (mtime_us / US, mtime_us / US))
-        return len(data)
+    def _write(batch: list[tuple[Path, str, bool]]) -> int:
+        total = 0
+        for path, text, gz in batch:
+            data = text.encode("utf-8")
+            if gz:
+                data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+            path.write_bytes(data)
+            total += len(data)
+        return total
 
     def close(self) -> int:
+        self._submit()
         while self.pending:
             self._collect()
         self.pool.shutdown()
@@ -322,7 +364,7 @@ def _groups(keys: np.ndarray) -> Iterable[tuple[int, int]]:
 
 
 def write_alb(
-    sink: FileSink, df: pl.DataFrame, rng: np.random.Generator, chunk_rows: int = 100_000
+    sink: FileSink, df: pl.DataFrame, look: Lookups, rng: np.random.Generator, chunk_rows: int = 100_000
 ) -> Written:
     """One gzip file per balancer node per 5 minutes with traffic, in the S3 key layout.
 
@@ -356,11 +398,11 @@ def write_alb(
             h += 1
         h = max(h, g + 1)
         last = groups[h - 1][1]
-        text = alb_lines(df.slice(first, last - first)).to_list()
+        text = alb_lines(df.slice(first, last - first), look).to_list()
         for i in range(g, h):
             a, b = groups[i]
             rel, end_us = names[i]
-            sink.put(rel, "\n".join(text[a - first : b - first]) + "\n", gz=True, mtime_us=end_us + 60 * US)
+            sink.put(rel, "\n".join(text[a - first : b - first]) + "\n", gz=True)
             out.files[rel] = b - a
         g = h
     return out
@@ -392,7 +434,7 @@ def _time_local(us: int) -> str:
 
 
 def write_nginx(
-    sink: FileSink, df: pl.DataFrame, start_us: int, end_us: int, rng: np.random.Generator
+    sink: FileSink, df: pl.DataFrame, look: Lookups, start_us: int, end_us: int, rng: np.random.Generator
 ) -> Written:
     """Each gateway's access log, rotated daily with delaycompress, with three malformed lines planted."""
     out = Written()
@@ -436,7 +478,7 @@ def write_nginx(
         times = t_all[rows]
         segment = np.searchsorted(bounds, times, side="right") - 1
         starts, ends = _segment_edges(segment, len(bounds) - 1)
-        files = [nginx_lines(mine.slice(a, b - a)).to_list() for a, b in zip(starts, ends, strict=True)]
+        files = [nginx_lines(mine.slice(a, b - a), look).to_list() for a, b in zip(starts, ends, strict=True)]
         seconds = [times[a:b] // US for a, b in zip(starts, ends, strict=True)]
         placed: list[tuple[int, str, dict[str, Any]]] = []
         for _g, when, rest, kind, expected in sorted((p for p in planted if p[0] == g), key=lambda p: p[1]):
@@ -466,7 +508,7 @@ def write_nginx(
             rel = f"{name}/access.log" + ("" if rank == 0 else f".{rank}") + (".gz" if rank >= 2 else "")
             truncated_last = bool(content) and content[-1].endswith("(compatible; Nes")
             body = "\n".join(content) + ("" if truncated_last or not content else "\n")
-            sink.put(rel, body, gz=rank >= 2, mtime_us=int(bounds[s + 1]))
+            sink.put(rel, body, gz=rank >= 2)
             out.files[rel] = len(content)
             for ps, line, info in placed:
                 if ps == s:
@@ -483,8 +525,8 @@ def _segment_edges(segment: np.ndarray, count: int) -> tuple[list[int], list[int
     return starts.tolist(), ends.tolist()
 
 
-def write_har(sink: FileSink, doc: dict[str, Any], rel: str, mtime_us: int) -> Written:
-    sink.put(rel, json.dumps(doc, indent=2) + "\n", gz=False, mtime_us=mtime_us)
+def write_har(sink: FileSink, doc: dict[str, Any], rel: str) -> Written:
+    sink.put(rel, json.dumps(doc, indent=2) + "\n", gz=False)
     return Written(files={rel: len(doc["log"]["entries"])})
 
 

@@ -215,18 +215,27 @@ class Addresses:
             hosts = np.arange(first_host, first_host + count)
         return [self.add(f"{prefix}.{int(h)}") for h in hosts]
 
-    def scattered(self, count: int) -> np.ndarray:
-        """``count`` addresses spread over the unreserved blocks (reused only if the space runs out)."""
+    def scattered(self, count: int, share: bool = False) -> np.ndarray:
+        """``count`` new addresses spread over the unreserved blocks.
+
+        When the space runs out (beyond ``--scale`` 100 or so), ``share=True`` lets the callers share the
+        addresses they just got (households); otherwise it is an error, so no two actors ever share one.
+        """
         free = self.blocks[self._reserved :]
         space = len(free) * 254
         if self._perm is None:
             self._perm = self.rng.permutation(space)
-        take = np.arange(self._next, self._next + count) % space
-        self._next += count
-        picks = self._perm[take]
+        fresh = min(count, space - self._next)
+        if fresh < count and (not share or fresh <= 0):
+            raise ValueError(f"out of addresses: {count} wanted, {space - self._next} left")
+        picks = self._perm[self._next : self._next + fresh]
+        self._next += fresh
         start = len(self.table)
         self.table.extend(f"{free[p // 254]}.{p % 254 + 1}" for p in picks.tolist())
-        return np.arange(start, start + count, dtype=np.int32)
+        out = np.arange(start, start + fresh, dtype=np.int32)
+        if fresh < count:
+            out = np.concatenate([out, self.rng.choice(out, size=count - fresh)])
+        return out
 
 
 class Strings:
