@@ -8,8 +8,9 @@ records' worth", from two kinds of evidence:
 * **Field names** in JSON (``"email": …``, ``"firstName": …``, ``"msisdn": …``, ``"accountNumber": …``):
   a key from :data:`FIELD_NAMES` (case, ``_``, ``-`` and a qualifier such as ``billing``/``customer``
   ignored) whose value is not empty, null or masked (``"***"``). Some keys check the value too: a
-  generic ``"name"`` counts only when its value looks like a person's name ("Jane Doe"), a
-  ``"cardNumber"`` only when it is a Luhn-valid card number.
+  generic ``"name"`` counts only when its value looks like a person's name ("Jane Doe") and the body
+  carries other personal data (:data:`BARE_NAME_NEEDS`), a ``"cardNumber"`` only when it is a
+  Luhn-valid card number.
 * **Value patterns** anywhere in the text: e-mail addresses, phone numbers (E.164, or North American
   with separators), US social security numbers (formatted, valid ranges), payment cards (13-19 digits,
   a card-network prefix and a valid Luhn check), IBANs (mod-97 check), IPv4/IPv6 addresses, JWTs and
@@ -118,6 +119,11 @@ FIELD_NAMES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("iban",),
     ),
 }
+
+#: A bare ``"name"`` field (no firstName/lastName/fullName…) counts as a person's name only when the
+#: same body also carries one of these kinds: alone it is far more often a plan or product name
+#: ("Magenta Unlimited Plus") than a person's.
+BARE_NAME_NEEDS: tuple[str, ...] = ("email", "phone", "address", "dob", "ssn", "card", "account")
 
 #: Qualifiers a field name may start with and still mean the same kind (``billingAddress``,
 #: ``customerEmail``, ``homePhone``).
@@ -362,14 +368,22 @@ def _field_counts(text: pl.Series) -> pl.DataFrame:
     ok = pl.when(v == "{").then(kind == "address").when(v.is_in(["[", "null", "true", "false"])).then(False)
     ok = ok.otherwise(scalar_ok & kind_ok)
     per_group = frame.filter(ok).group_by("row", "kind", "group").agg(pl.len().alias("n"))
-    # A record with firstName and lastName is one name; a bare "name" counts only without them.
+    # A record with firstName and lastName is one name; a bare "name" counts only without them, and
+    # is marked: alone (no other personal data in the body) it is a plan or product name.
     return (
         per_group.group_by("row", "kind")
         .agg(
             pl.col("n").filter(pl.col("group") != "name").max().alias("specific"),
             pl.col("n").filter(pl.col("group") == "name").max().alias("generic"),
         )
-        .select("row", "kind", pl.coalesce("specific", "generic").cast(pl.UInt32).alias("n"))
+        .select(
+            "row",
+            pl.when(pl.col("specific").is_null() & (pl.col("kind") == "name"))
+            .then(pl.lit("_bare_name"))
+            .otherwise(pl.col("kind"))
+            .alias("kind"),
+            pl.coalesce("specific", "generic").cast(pl.UInt32).alias("n"),
+        )
     )
 
 
@@ -422,6 +436,13 @@ def scan_bodies(bodies: pl.Series) -> pl.DataFrame:
                 )
                 updates.append(pl.max_horizontal(current, by_field).cast(pl.UInt32).alias(kind))
         counts = counts.with_columns(updates)
+        missing = [pl.lit(0, dtype=pl.UInt32).alias(k) for k in KINDS if k not in counts.columns]
+        counts = counts.with_columns(missing) if missing else counts
+        if "_bare_name" in full.columns:
+            bare = full.get_column("_bare_name").fill_null(0).cast(pl.UInt32)
+            personal = counts.select(pl.any_horizontal([pl.col(k) > 0 for k in BARE_NAME_NEEDS])).to_series()
+            bare = pl.select(pl.when(personal).then(bare).otherwise(0)).to_series().cast(pl.UInt32)
+            counts = counts.with_columns(pl.max_horizontal(counts.get_column("name"), bare).alias("name"))
     missing = [pl.lit(0, dtype=pl.UInt32).alias(k) for k in KINDS if k not in counts.columns]
     if missing:
         counts = counts.with_columns(missing)
@@ -505,6 +526,7 @@ def merge_counts(*many: dict[str, int]) -> dict[str, int]:
 
 
 __all__ = [
+    "BARE_NAME_NEEDS",
     "FIELD_NAMES",
     "KINDS",
     "SCAN_MAX_BYTES",

@@ -56,8 +56,10 @@ def test_iban_mod97():
         ('{"msisdn": "14155550123"}', {"phone": 1}),
         ("call +14155550123 or (415) 555-0199", {"phone": 2}),
         ('{"firstName": "Jane", "lastName": "Doe"}', {"name": 1}),
-        ('{"name": "Jane Doe"}', {"name": 1}),
-        ('{"name": "premium"}', {}),
+        ('{"name": "Jane Doe", "email": "jane@example.com"}', {"name": 1, "email": 1}),
+        ('{"name": "Jane Doe"}', {}),  # a bare name alone: a plan or product more often than a person
+        ('{"plans": [{"name": "Magenta Unlimited Plus"}, {"name": "Essentials Saver"}]}', {}),
+        ('{"name": "premium", "email": "a@example.com"}', {"email": 1}),
         ('{"full_name": "mitmproxy/mitmproxy"}', {}),
         ('{"billingAddress": {"street": "1 Elm St", "zip": "10001"}}', {"address": 1}),
         ("ship to 742 Evergreen Terrace, Springfield", {"address": 1}),
@@ -156,3 +158,13 @@ def test_mime_types():
         and not scannable("application/octet-stream")
     )
     assert scan_body('var e = "a@example.com";', "text/javascript") == {}
+
+
+def test_bare_names_in_a_batch_do_not_hide_real_ones():
+    bodies = [
+        '{"plans": [{"name": "Magenta Unlimited Plus"}]}',
+        '{"firstName": "Rosa", "lastName": "Tanaka", "accountNumber": "623576051"}',
+        '{"name": "Rosa Tanaka", "email": "rosa@example.net"}',
+    ]
+    counts = scan_bodies(pl.Series(bodies))
+    assert counts.get_column("name").to_list() == [0, 1, 1]
