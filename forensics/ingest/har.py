@@ -79,7 +79,7 @@ import polars as pl
 from ..errors import InputReadError
 from ..pii import body_text, kinds_column, scan_bodies, scannable
 from ..schema import REJECT_TEXT_MAX, conform_rejects, empty_rejects
-from ..secrets import auth_from_header, fingerprint, mask_text
+from ..secrets import CREDENTIAL_PARAMS, auth_from_header, fingerprint, mask_text
 from .base import Detection, FileContext, Ingestor
 from .reader import EvidenceFile
 
@@ -144,10 +144,8 @@ _TRACKING_COOKIE = re.compile(
 )
 _SESSION_COOKIE = re.compile(r"sess|sid|auth|token|jwt|login|remember|user|account|identity", re.IGNORECASE)
 # Query parameters whose value is a credential (masked in the query; their fingerprint names the caller).
-_QUERY_CREDENTIAL = re.compile(
-    r"(?:^|&)(?:api[_-]?key|apikey|key|access[_-]?token|token|auth[_-]?token|id[_-]?token)=([^&]+)",
-    re.IGNORECASE,
-)
+# (The same names the masking replaces by a fingerprint: tokens, keys, sessions, signed-URL credentials.)
+_QUERY_CREDENTIAL = re.compile(r"(?:^|&)(?:" + CREDENTIAL_PARAMS + r")=([^&]+)", re.IGNORECASE)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)

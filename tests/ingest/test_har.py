@@ -100,6 +100,8 @@ def test_har_is_reference_unless_role_traffic(ingest_files):
         ([("x-api-key", "k-123456")], None, "/a", "apikey", fingerprint("k-123456")),
         ([("X-Auth-Token", "tok-9")], None, "/a", "apikey", fingerprint("tok-9")),
         ([], None, "/a?api_key=qk-77&x=1", "apikey", fingerprint("qk-77")),
+        ([], None, "/a?page=2&session=s-99", "apikey", fingerprint("s-99")),
+        ([], None, "/a?page=2&keyword=x", "none", None),
         (
             [("Authorization", "Basic " + base64.b64encode(b"alice:pw-secret").decode())],
             None,
@@ -123,6 +125,8 @@ def test_har_is_reference_unless_role_traffic(ingest_files):
         "x-api-key",
         "x-auth-token",
         "query",
+        "query-session",
+        "query-not-a-credential",
         "basic",
         "session-cookie",
         "cookie-header",
