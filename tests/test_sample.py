@@ -46,18 +46,22 @@ def _needs(name: str) -> None:
         pytest.skip(f"the {name!r} ingestor is not registered yet")
 
 
-@pytest.fixture(scope="module")
-def standard(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+@pytest.fixture(scope="module", params=["standard", "hard"])
+def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A small scenario of each profile: every test below runs on both."""
     out = tmp_path_factory.mktemp("sample") / "evidence"
-    result = generate(out, seed=11, **SMALL)
+    if request.param == "hard":
+        result = generate(out, seed=12, scale=0.1, days=10, profile="hard")
+    else:
+        result = generate(out, seed=11, **SMALL)
     return out, result.truth
 
 
 @pytest.fixture(scope="module")
 def ingested(
-    standard: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory
+    scenario: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Case, dict, dict]:
-    out, truth = standard
+    out, truth = scenario
     case_dir = tmp_path_factory.mktemp("case") / "case"
     api.ingest([str(out)], case_dir, workers=1)
     case = Case.open(case_dir)
@@ -99,8 +103,8 @@ def test_two_seeds_two_scenarios(tmp_path: Path) -> None:
 # The files against truth.json
 
 
-def test_layout_and_line_counts(standard: tuple[Path, dict]) -> None:
-    out, truth = standard
+def test_layout_and_line_counts(scenario: tuple[Path, dict]) -> None:
+    out, truth = scenario
     alb = sorted((out / "AWSLogs").rglob("*.log.gz"))
     assert len(alb) == truth["formats"]["alb"]["files"]
     name = re.compile(
@@ -137,8 +141,8 @@ def test_layout_and_line_counts(standard: tuple[Path, dict]) -> None:
     assert truth["formats"]["nginx"]["lines"] == truth["requests"] + 3
 
 
-def test_nginx_clock_crosses_dst(standard: tuple[Path, dict]) -> None:
-    out, truth = standard
+def test_nginx_clock_crosses_dst(scenario: tuple[Path, dict]) -> None:
+    out, truth = scenario
     assert truth["timezone"] == "America/Los_Angeles"
     text = "".join(_read(p) for p in sorted((out / "gw1").iterdir()))
     assert " -0700]" in text and " -0800]" in text  # 6 Nov 2022: PDT → PST
@@ -239,6 +243,11 @@ def test_benign_clients_in_truth_match_the_events(ingested: tuple[Case, dict, di
     # Carrier NAT: one address, many customers, each reading their own id.
     for nat in benign["carrier_nat"]["per_address"]:
         assert nat["customers"] > 5
+    # On any day, an attacker address is no heavier than the heaviest NAT address.
+    a = truth["attackers"][0]
+    if truth["profile"] == "standard":
+        nat_max = max(n["daily_requests"]["max"] for n in benign["carrier_nat"]["per_address"])
+        assert 0 < a["daily_requests_per_address"]["max"] <= nat_max
     # The partner's key is fingerprinted into the principal, never kept in clear.
     p = ng.filter(pl.col("client_ip").is_in(partner))
     assert p.get_column("principal").n_unique() == 1
@@ -270,8 +279,8 @@ def test_alb_and_nginx_read_the_same_requests(ingested: tuple[Case, dict, dict])
     assert set(alb.get_column("request_id").drop_nulls().str.slice(0, 7).to_list()) == {"Root=1-"}
 
 
-def test_har_capture(ingested: tuple[Case, dict, dict], standard: tuple[Path, dict]) -> None:
-    out, truth = standard
+def test_har_capture(ingested: tuple[Case, dict, dict], scenario: tuple[Path, dict]) -> None:
+    out, truth = scenario
     doc = json.loads((out / "har/app-team-repro.har").read_text())
     entries = doc["log"]["entries"]
     assert doc["log"]["version"] == "1.2" and len(entries) == truth["formats"]["har"]["entries"] == 7

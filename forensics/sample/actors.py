@@ -126,6 +126,11 @@ def new_world(params: Params) -> World:
     )
 
 
+def pool_factor(scale: float) -> int:
+    """How many times the scale-1 address pool the standard attacker uses (NAT grows the same way)."""
+    return max(1, round(scale**0.5))
+
+
 def customer_count(scale: float) -> int:
     return max(20, round(1000 * scale))
 
@@ -150,7 +155,8 @@ class Blocks:
 def reserve_blocks(w: World) -> Blocks:
     a = w.addresses
     r = w.rng["addresses"]
-    hosting = [a.block(9) for _ in range(4)]
+    # Tens of hosting addresses; more at larger scales, so each stays an ordinary heavy user's volume.
+    hosting = [a.block(9) for _ in range(4 * pool_factor(w.params.scale))]
     nat_count = max(2, round(3 * w.params.scale**0.5))
     nat = a.block(nat_count)
     partner = a.block(2, first_host=int(r.integers(20, 200)))
@@ -310,7 +316,7 @@ def partner(w: World, blocks: Blocks) -> None:
     sync_day = (t_sync - p.start_us) // DAY
     sync_ip = np.where(failover_day[np.clip(sync_day, 0, p.days - 1)], failover, primary)
     # Never below a floor: the partner stays the heaviest client even in tiny test scenarios.
-    orders = rng.poisson(3.0 * max(p.scale, 0.25), size=n_sync)
+    orders = rng.poisson(3.0 * max(p.scale, 1.0), size=n_sync)
     new = (rng.random(n_sync) < 0.05).astype(np.int64)
     k = 1 + orders + new
     sync, pos = _expand(k)
@@ -355,7 +361,7 @@ def batch_job(w: World, blocks: Blocks) -> None:
     rng = w.rng["batch"]
     p = w.params
     firsts = [d for d in range(p.days) if datetime.fromtimestamp((p.start_us + d * DAY) // US, UTC).day == 1]
-    pages = max(50, round(1200 * p.scale))
+    pages = max(50, round(2000 * p.scale))
     t0s, objs, conns = [], [], []
     for i, d in enumerate(firsts):
         begin = p.start_us + d * DAY + 9 * HOUR + int(rng.integers(0, 20 * MIN))  # 01:00 in Los Angeles
@@ -430,7 +436,7 @@ def scanners(w: World, blocks: Blocks) -> None:
         h2=False,
     )
     # One run of low customer ids within an hour: none exists (404), the usage calls need a login (401).
-    n = max(10, round(int(rng.integers(40, 71)) * small))
+    n = max(10, round(int(rng.integers(30, 61)) * small))
     begin = p.start_us + int(rng.integers(0, p.days * DAY - 2 * HOUR))
     gaps = rng.integers(8 * SEC, 16 * SEC, size=n)
     ids = int(rng.integers(100, 5000)) + np.arange(n)
@@ -485,7 +491,8 @@ def attacker_standard(w: World, blocks: Blocks) -> None:
     ip = np.empty(n, dtype=np.int32)
     for d in np.unique(day):
         sel = np.flatnonzero(day == d)
-        active = rng.choice(pool, size=min(len(pool), int(rng.integers(6, 11))), replace=False)
+        k = int(rng.integers(6, 11)) * pool_factor(w.params.scale)
+        active = rng.choice(pool, size=min(len(pool), k), replace=False)
         ip[sel] = active[rng.integers(0, len(active), size=len(sel))]
     xff = np.array([xff_of.get(int(a), -1) for a in ip], dtype=np.int32)
     t = w.traffic
