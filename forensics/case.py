@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 
 from . import __version__
@@ -174,11 +175,17 @@ class Case:
         return pl.scan_parquet(parts, hive_partitioning=False, schema=REJECT_SCHEMA)
 
 
+def dumps(data: Any) -> bytes:
+    """JSON as the case writes it: two-space indent, UTF-8, keys in the order given, trailing newline.
+    orjson, because the manifest of an S3 tree holds tens of thousands of entries and is rewritten
+    after every unit of work."""
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE, default=str)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False, default=str)
-        fh.write("\n")
+    with open(tmp, "wb") as fh:
+        fh.write(dumps(data))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -12,6 +12,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -135,7 +136,9 @@ def plan_units(tasks: list[FileTask], run_id: str, case_dir: str, options: Inges
     units: list[list[FileTask]] = []
     current: list[FileTask] = []
     size = 0
-    for key in sorted(sets, key=lambda k: -sum(t.size for t in sets[k])):
+    # In path order: vendor trees are laid out by date (AWSLogs/…/YYYY/MM/DD/), so a unit covers a few
+    # days and writes a few day partitions, not one tiny part per day it happens to touch.
+    for key in sorted(sets):
         group = sets[key]
         gsize = sum(t.size for t in group)
         if current and (len(current) + len(group) > UNIT_MAX_FILES or size + gsize > UNIT_MAX_BYTES):
@@ -190,8 +193,8 @@ def ingest(
     notify = on_event or (lambda kind, data: None)
     check_case_location(Path(case_dir), sources)
     root, files = resolve_sources(sources)
-    case_path = Path(case_dir).resolve()
-    files = [f for f in files if case_path not in f.parents]
+    case_prefix = str(Path(case_dir).resolve()) + os.sep
+    files = [f for f in files if not str(f).startswith(case_prefix)]
     case = Case.create(case_dir)
     manifest = case.load_manifest()
     report = IngestReport()
@@ -225,9 +228,15 @@ def ingest(
         if e.get("content_sha256") and e.get("status") in ("ingested", "partial", "unknown", "empty")
     }
 
+    last_save = [0.0]
+
     def commit(res: UnitResult) -> None:
         _commit_unit(case, manifest, res, known_content)
-        case.save_manifest(manifest)
+        # The manifest is rewritten at most every two seconds (and at the end): parts renamed in between
+        # are unlisted until then, and a crash leaves them as orphans, never as half a file.
+        if time.monotonic() - last_save[0] >= 2.0:
+            case.save_manifest(manifest)
+            last_save[0] = time.monotonic()
         report.files.extend(res.files)
         notify(
             "unit",
@@ -252,6 +261,7 @@ def ingest(
             commit(
                 run_unit(u, progress=lambda lines, nbytes: notify("lines", {"lines": lines, "bytes": nbytes}))
             )
+    case.save_manifest(manifest)
     case.remove_orphans()
     return report
 

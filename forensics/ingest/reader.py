@@ -199,6 +199,7 @@ class LineChunk:
     too_long: dict[int, int] = field(default_factory=dict)  # index in chunk → full length in bytes
     line_sha: dict[int, str] = field(default_factory=dict)  # sha256 of oversize lines not kept whole
     invalid_utf8: int = 0
+    invalid_idx: list[int] = field(default_factory=list)  # which lines had invalid UTF-8
 
     def frame(self) -> pl.DataFrame:
         n = self.lines.len()
@@ -228,7 +229,7 @@ def split_chunks(frame: pl.DataFrame, rows_per_chunk: int = 25_000) -> pl.DataFr
     return pl.concat([frame.slice(i, rows_per_chunk) for i in range(0, n, rows_per_chunk)], rechunk=False)
 
 
-def _split_block(
+def split_block(
     block: bytes, base_offset: int, first_line: int, max_line: int, invalid: Invalid
 ) -> LineChunk:
     """Cut one block (that ends at a line boundary or at EOF) into lines."""
@@ -250,13 +251,13 @@ def _split_block(
     offs = np.empty(len(starts) + 1, dtype=np.int64)
     offs[:-1] = starts
     offs[-1] = len(block)
-    n_invalid = 0
+    bad_idx: list[int] = []
     text_block = block
     arrow = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offs), pa.py_buffer(block))
     try:
         arrow.validate(full=True)
     except pa.ArrowInvalid:
-        text_block, offs, n_invalid = _repair_utf8(block, starts, invalid)
+        text_block, offs, bad_idx = _repair_utf8(block, starts, invalid)
         arrow = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offs), pa.py_buffer(text_block))
     lines = pl.Series("line", arrow, dtype=pl.String).str.strip_chars_end("\r\n")
     too_long = {int(i): int(lengths[i]) for i in too_long_idx}
@@ -270,11 +271,12 @@ def _split_block(
         starts=starts,
         ends=ends,
         too_long=too_long,
-        invalid_utf8=n_invalid,
+        invalid_utf8=len(bad_idx),
+        invalid_idx=bad_idx,
     )
 
 
-def _repair_utf8(block: bytes, starts: np.ndarray, invalid: Invalid) -> tuple[bytes, np.ndarray, int]:
+def _repair_utf8(block: bytes, starts: np.ndarray, invalid: Invalid) -> tuple[bytes, np.ndarray, list[int]]:
     """Re-encode a block with invalid UTF-8 so that every line is valid text; keep the line count.
 
     ``escape`` writes each bad byte as ``\\xHH`` (as nginx's default escaping would have), ``replace``
@@ -284,7 +286,7 @@ def _repair_utf8(block: bytes, starts: np.ndarray, invalid: Invalid) -> tuple[by
     pieces = []
     offs = np.empty(len(starts) + 1, dtype=np.int64)
     pos = 0
-    n_bad = 0
+    bad: list[int] = []
     bounds = list(starts) + [len(block)]
     for i in range(len(starts)):
         raw = block[bounds[i] : bounds[i + 1]]
@@ -293,12 +295,12 @@ def _repair_utf8(block: bytes, starts: np.ndarray, invalid: Invalid) -> tuple[by
             fixed = raw
         except UnicodeDecodeError:
             fixed = raw.decode("utf-8", errors).encode("utf-8")
-            n_bad += 1
+            bad.append(i)
         offs[i] = pos
         pieces.append(fixed)
         pos += len(fixed)
     offs[-1] = pos
-    return b"".join(pieces), offs, n_bad
+    return b"".join(pieces), offs, bad
 
 
 def iter_line_chunks(
@@ -340,7 +342,7 @@ def iter_line_chunks(
                 carry = data
             continue
         body, carry = data[: cut + 1], data[cut + 1 :]
-        chunk = _split_block(body, offset, line_no, max_line, invalid)
+        chunk = split_block(body, offset, line_no, max_line, invalid)
         line_no += chunk.lines.len()
         offset += len(body)
         yield chunk
@@ -350,7 +352,7 @@ def iter_line_chunks(
     if skipping is not None:
         yield skipping.chunk(line_no)
     elif carry:
-        yield _split_block(carry, offset, line_no, max_line, invalid)
+        yield split_block(carry, offset, line_no, max_line, invalid)
     if failure is not None:
         raise failure
 

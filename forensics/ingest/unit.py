@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,19 @@ from ..schema import PARTITION_COLUMN, REJECT_TEXT_MAX, conform_rejects, empty_r
 from ..secrets import mask_text
 from . import detect, get
 from .base import Detection, FileContext, IngestOptions, Ingestor, finalize, local_time_note
-from .reader import HEAD_BYTES, EvidenceFile, LineChunk, head_lines, iter_line_chunks, prefetch
+from .reader import (
+    HEAD_BYTES,
+    EvidenceFile,
+    LineChunk,
+    head_lines,
+    iter_line_chunks,
+    prefetch,
+    split_block,
+    split_chunks,
+)
 
 FLUSH_ROWS = 250_000
+FLUSH_BYTES = 128 * 1024 * 1024
 SMALL_FILE = 8 * 1024 * 1024  # stored size up to which a file is read whole and batched with others
 BATCH_LINES = 300_000
 BATCH_BYTES = 64 * 1024 * 1024
@@ -83,7 +93,9 @@ class FileResult:
     duplicate_of: str | None = None
 
     def entry(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v) for f in fields(self)
+        }
 
 
 @dataclass
@@ -112,6 +124,7 @@ class PartWriter:
         self.events: list[pl.DataFrame] = []
         self.rejects: list[pl.DataFrame] = []
         self.buffered = 0
+        self.buffered_bytes = 0
         self.seq = 0
         self.parts: list[PartInfo] = []
         self._pool = ThreadPoolExecutor(max_workers=1)
@@ -121,9 +134,11 @@ class PartWriter:
         if events.height:
             self.events.append(events)
             self.buffered += events.height
+            self.buffered_bytes += events.estimated_size()
         if rejects is not None and rejects.height:
             self.rejects.append(rejects)
-        if self.buffered >= self.flush_rows:
+        # By rows and by size: wide rows (HAR extras, long user agents) must not pile up in memory.
+        if self.buffered >= self.flush_rows or self.buffered_bytes >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
@@ -131,6 +146,7 @@ class PartWriter:
         events, self.events = self.events, []
         rejects, self.rejects = self.rejects, []
         self.buffered = 0
+        self.buffered_bytes = 0
         if events or rejects:
             # Back-pressure: at most one write in flight, so buffered frames cannot pile up in memory.
             while self._pending:
@@ -174,23 +190,43 @@ class _Member:
     """One file's lines inside a parse batch."""
 
     result: FileResult
-    chunk: LineChunk
     observer: str
-    start: int = 0  # global index of the chunk's first line in the batch
+    start: int  # global index of the file's first line in the batch
+    n: int  # lines
+    first_line: int = 1  # line number of its first line in the file (> 1 for later chunks of a big file)
+    byte_base: int = 0  # where the file starts in the batch's bytes (offsets are reported per file)
 
 
 @dataclass
 class _Batch:
-    """Lines of one or more files of the same format, parsed by one vectorised call."""
+    """Lines of one or more files of the same format, parsed by one vectorised call.
+
+    Small files are added whole and cut into lines once, together, when the batch is processed: the
+    per-file cost is a read, a hash and a newline count, not a polars pipeline.
+    """
 
     ingestor: Ingestor
     ctx: FileContext
     members: list[_Member] = field(default_factory=list)
+    contents: list[bytes] = field(default_factory=list)
+    chunk: LineChunk | None = None
     lines: int = 0
     nbytes: int = 0
 
-    def add(self, result: FileResult, chunk: LineChunk, observer: str) -> None:
-        self.members.append(_Member(result, chunk, observer, self.lines))
+    def add_content(self, result: FileResult, content: bytes, observer: str) -> None:
+        n = content.count(b"\n")
+        if content and not content.endswith(b"\n"):
+            content += b"\n"  # the last line without a newline is a line
+            n += 1
+        self.members.append(_Member(result, observer, self.lines, n, 1, self.nbytes))
+        self.contents.append(content)
+        self.lines += n
+        self.nbytes += len(content)
+
+    def add_chunk(self, result: FileResult, chunk: LineChunk, observer: str) -> None:
+        """A chunk of a big file streamed on its own (offsets in the chunk are already the file's)."""
+        self.chunk = chunk
+        self.members.append(_Member(result, observer, 0, chunk.lines.len(), chunk.first_line, 0))
         self.lines += chunk.lines.len()
         self.nbytes += len(chunk.raw)
 
@@ -198,35 +234,58 @@ class _Batch:
     def full(self) -> bool:
         return self.lines >= BATCH_LINES or self.nbytes >= BATCH_BYTES
 
+    def cut(self) -> LineChunk:
+        if self.chunk is None:
+            opts = self.ctx.options
+            self.chunk = split_block(b"".join(self.contents), 0, 1, opts.max_line, self.ingestor.invalid_utf8)  # type: ignore[arg-type]
+            self.contents = []
+        return self.chunk
+
+    def member_index(self, global_idx: np.ndarray) -> np.ndarray:
+        starts = np.asarray([m.start for m in self.members])
+        return np.searchsorted(starts, global_idx, side="right") - 1
+
+
+def _frame(batch: _Batch, chunk: LineChunk) -> pl.DataFrame:
+    """Lines with their file, line number and the batch-wide index ``_idx``."""
+    counts = np.asarray([m.n for m in batch.members])
+    if int(counts.sum()) != chunk.lines.len():  # cannot happen with \n-terminated members; be safe
+        raise AssertionError(f"batch line count {chunk.lines.len()} != {int(counts.sum())}")
+    file_idx = np.repeat(np.arange(len(batch.members)), counts)
+    starts = np.asarray([m.start for m in batch.members])
+    firsts = np.asarray([m.first_line for m in batch.members])
+    idx = np.arange(chunk.lines.len())
+    frame = pl.DataFrame(
+        {
+            "line": chunk.lines,
+            "source_line": pl.Series(idx - starts[file_idx] + firsts[file_idx], dtype=pl.UInt64),
+            "_idx": pl.Series(idx, dtype=pl.UInt32),
+            "source_file": pl.Series([m.result.path for m in batch.members], dtype=pl.String).gather(
+                file_idx
+            ),
+            "_file_observer": pl.Series([m.observer for m in batch.members], dtype=pl.String).gather(
+                file_idx
+            ),
+        }
+    )
+    return split_chunks(frame)
+
 
 def _process(batch: _Batch, writer: PartWriter, progress: Progress | None) -> None:
     """Parse, normalise and buffer a batch; add per-file counts to each member's result."""
-    frames = []
-    long_rows: list[tuple[int, int, int]] = []  # (global idx, source_line, length)
-    for m in batch.members:
-        fr = m.chunk.frame().with_columns(
-            pl.col("_idx") + m.start,
-            pl.lit(m.result.path).alias("source_file"),
-            pl.lit(m.observer).alias("_file_observer"),
-        )
-        frames.append(fr)
-        for i, length in m.chunk.too_long.items():
-            long_rows.append((m.start + i, m.chunk.first_line + i, length))
-    frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+    chunk = batch.cut()
+    frame = _frame(batch, chunk)
     rejects = []
-    if long_rows:
-        idx = [r[0] for r in long_rows]
+    if chunk.too_long:
+        idx = list(chunk.too_long)
+        long_rows = frame.filter(pl.col("_idx").is_in(pl.Series(idx, dtype=pl.UInt32).implode()))
+        lengths = [chunk.too_long[i] for i in long_rows.get_column("_idx").to_list()]
         rejects.append(
-            pl.DataFrame(
-                {
-                    "_idx": pl.Series(idx, dtype=pl.UInt32),
-                    "source_line": pl.Series([r[1] for r in long_rows], dtype=pl.UInt64),
-                    "reason": [
-                        f"line longer than {batch.ctx.options.max_line} bytes ({r[2]} bytes)"
-                        for r in long_rows
-                    ],
-                    "source_file": [batch.members[_member_of(batch, i)].result.path for i in idx],
-                }
+            long_rows.select("_idx", "source_line", "source_file").with_columns(
+                pl.Series(
+                    "reason",
+                    [f"line longer than {batch.ctx.options.max_line} bytes ({n} bytes)" for n in lengths],
+                )
             )
         )
         frame = frame.filter(~pl.col("_idx").is_in(pl.Series(idx, dtype=pl.UInt32).implode()))
@@ -236,23 +295,20 @@ def _process(batch: _Batch, writer: PartWriter, progress: Progress | None) -> No
             rej = rej.join(frame.select("_idx", "source_file"), on="_idx", how="left")
         rejects.append(rej.select("_idx", "source_line", "reason", "source_file"))
     events = finalize(events, batch.ctx, batch.ingestor.name)
-    rej_all = pl.concat(rejects) if rejects else None
-    _count(batch, events, rej_all)
-    writer.add(events, _reject_rows(rej_all, batch) if rej_all is not None else None)
+    rej_all = pl.concat(rejects, how="diagonal_relaxed") if rejects else None
+    _count(batch, chunk, events, rej_all)
+    writer.add(events, _reject_rows(rej_all, batch, chunk) if rej_all is not None else None)
     if progress:
         progress(batch.lines, batch.nbytes)
 
 
-def _member_of(batch: _Batch, global_idx: int) -> int:
-    starts = [m.start for m in batch.members]
-    return max(0, int(np.searchsorted(np.asarray(starts), global_idx, side="right")) - 1)
-
-
-def _count(batch: _Batch, events: pl.DataFrame, rejects: pl.DataFrame | None) -> None:
+def _count(batch: _Batch, chunk: LineChunk, events: pl.DataFrame, rejects: pl.DataFrame | None) -> None:
     by_file = {m.result.path: m.result for m in batch.members}
     for m in batch.members:
-        m.result.lines_read += m.chunk.lines.len()
-        m.result.invalid_utf8_lines += m.chunk.invalid_utf8
+        m.result.lines_read += m.n
+    if chunk.invalid_idx:
+        for i in batch.member_index(np.asarray(chunk.invalid_idx)):
+            batch.members[int(i)].result.invalid_utf8_lines += 1
     if events.height:
         stats = events.group_by(pl.col("source_file").cast(pl.String)).agg(
             pl.len().alias("n"), pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi")
@@ -292,20 +348,19 @@ def _max_iso(current: str | None, value: Any) -> str | None:
     return iso if current is None or (iso is not None and iso > current) else current
 
 
-def _reject_rows(rej: pl.DataFrame, batch: _Batch) -> pl.DataFrame:
+def _reject_rows(rej: pl.DataFrame, batch: _Batch, chunk: LineChunk) -> pl.DataFrame:
     """Reject rows with provenance, the exact line's sha256 and its masked, truncated text."""
     if rej.height == 0:
         return empty_rejects()
     shas, texts, offsets = [], [], []
-    starts = np.asarray([m.start for m in batch.members])
-    for g in rej.get_column("_idx").to_list():
-        m = batch.members[int(np.searchsorted(starts, g, side="right")) - 1]
-        i = g - m.start
-        raw = m.chunk.raw_line(i)
-        shas.append(m.chunk.line_sha.get(i) or hashlib.sha256(raw).hexdigest())
+    glob = rej.get_column("_idx").to_numpy()
+    for g, mi in zip(glob.tolist(), batch.member_index(glob).tolist(), strict=True):
+        m = batch.members[mi]
+        raw = chunk.raw_line(g)
+        shas.append(chunk.line_sha.get(g) or hashlib.sha256(raw).hexdigest())
         text = raw[: REJECT_TEXT_MAX * 4].decode("utf-8", "backslashreplace")[:REJECT_TEXT_MAX]
         texts.append(mask_text(text))
-        offsets.append(int(m.chunk.offsets[i]))
+        offsets.append(int(chunk.offsets[g]) - m.byte_base)
     out = rej.select("source_line", "reason", "source_file").with_columns(
         pl.Series("byte_offset", offsets, dtype=pl.UInt64),
         pl.Series("line_sha256", shas, dtype=pl.String),
@@ -405,10 +460,7 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
             batch = batches.get(key)
             if batch is None:
                 batch = batches[key] = _Batch(ingestor, FileContext("", "", task.options, nets, detection))
-            for chunk in iter_line_chunks(
-                iter([content]), max_line=task.options.max_line, invalid=ingestor.invalid_utf8
-            ):  # type: ignore[arg-type]
-                batch.add(result, chunk, f.observer)
+            batch.add_content(result, content, f.observer)
             if batch.full:
                 _process(batch, writer, progress)
                 del batches[key]
@@ -438,7 +490,7 @@ def _stream_file(
             )  # type: ignore[arg-type]
             for chunk in chunks:
                 batch = _Batch(ingestor, ctx)
-                batch.add(result, chunk, task.observer)
+                batch.add_chunk(result, chunk, task.observer)
                 _process(batch, writer, progress)
         else:
             for events, rejects, n in ingestor.read_document(evidence, ctx):
@@ -450,6 +502,8 @@ def _stream_file(
                     result.first_ts = _min_iso(result.first_ts, events.get_column("ts").min())
                     result.last_ts = _max_iso(result.last_ts, events.get_column("ts").max())
                 writer.add(events, rejects)
+                if progress:
+                    progress(n, 0)
     except InputReadError as exc:
         result.status = "partial" if result.lines_read else "error"
         result.error = str(exc)
