@@ -18,6 +18,29 @@ Written as it would be handed over (see DESIGN.md and FORMATS.md)::
 Every request is rendered into every format, so the ALB tree and the nginx logs hold the same
 requests; only the three planted malformed nginx lines differ (documented in truth.json). The same
 seed gives the same bytes; nothing reads the clock.
+
+truth.json (``forensics.sample.truth/1``; sorted keys; times are the balancer's ``time`` of a request,
+UTC, ``2022-11-25T18:11:39.165915Z``; nginx has the same instant in whole seconds of local time):
+
+* ``seed``, ``profile``, ``scale``, ``window`` {start, end, days}, ``timezone`` (the gateways' clock),
+  ``generator`` (tool version), ``requests`` (requests in the window = ALB events).
+* ``attackers[]``: ``id``, ``kind``, ``addresses`` (every address used), ``first_request``,
+  ``last_request``, ``method``, ``host``, ``endpoint`` (``/api/v1/customers/{id}``),
+  ``records_requested`` (distinct ids asked for on it), ``records_returned`` (distinct ids answered 200
+  with a body), ``requests`` (all of the attacker's), ``endpoint_requests``, ``endpoint_bytes``,
+  ``endpoints`` (requests per ``METHOD template``), ``id_order`` (sequential | block_shuffle | list),
+  ``user_agents``, ``forged_xff`` (what it put in X-Forwarded-For; never its address), ``pauses``,
+  ``daily_requests_per_address`` {max, median}, ``credentials``.
+* ``benign[]``: the heavy or unusual clients that are not the attacker: ``partner`` (api_key query
+  parameter), ``batch_job`` (``runs``), ``carrier_nat`` (``per_address``: customers, requests, daily),
+  ``scanner_paths``, ``scanner_ids``, ``app_team`` (the HAR session), and ``staff`` in the hard
+  profile; each with ``addresses``, ``requests``, ``first_request``, ``last_request``, ``endpoints``,
+  ``user_agents`` and its own numbers.
+* ``customers`` (count, requests, addresses, …) and ``customer_ids`` {first, last, existing}.
+* ``formats``: ``alb`` {files, lines, events, rejects}; ``nginx`` {gateways: {gw1: {files: {path:
+  lines}, lines}}, lines, events, rejects, malformed: [{file, line, kind, expected: event|reject,
+  text, time}]}; ``har`` {file, entries, role}. ``events``/``rejects`` are what an ingest must yield.
+* ``infrastructure``: host, ALB (account, region, elb, nodes), gateways, nginx log_format, rotation.
 """
 
 from __future__ import annotations
@@ -58,6 +81,7 @@ class SampleResult:
 
 
 def parse_formats(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"alb,nginx"`` → the formats to write, in a fixed order (the output must not depend on typing order)."""
     if value is None:
         return FORMATS
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -72,6 +96,7 @@ def parse_formats(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _prepare(out: Path, force: bool) -> None:
+    """Refuse a non-empty OUT_DIR; with --force, remove only what a sample writes (never a stranger's files)."""
     if out.exists() and not out.is_dir():
         raise ForensicsError(f"{out} exists and is not a directory", hint="give a directory path")
     if out.is_dir() and any(out.iterdir()):
@@ -180,6 +205,7 @@ def generate(
 
 
 def _start(value: date | datetime | str | None) -> datetime:
+    """The first day of evidence as UTC midnight (a date, or ``YYYY-MM-DD``)."""
     if value is None:
         return REF_START
     if isinstance(value, str):

@@ -75,6 +75,8 @@ ATTACK_RATE = 110  # requests a day to the abused endpoint at scale 1
 
 @dataclass
 class World:
+    """Everything the actors share: parameters, random streams, addresses, the database, the attack window."""
+
     params: Params
     rng: dict[str, np.random.Generator]
     addresses: Addresses
@@ -96,6 +98,7 @@ class World:
 
 
 def new_world(params: Params) -> World:
+    """Place the attack in the window, size the customer database, and spawn the random streams."""
     seqs = np.random.SeedSequence(params.seed).spawn(len(STREAMS))
     rng = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seqs, strict=True)}
     start, end = params.start_us, params.end_us
@@ -132,6 +135,7 @@ def pool_factor(scale: float) -> int:
 
 
 def customer_count(scale: float) -> int:
+    """App customers at a scale (1,000 at scale 1)."""
     return max(20, round(1000 * scale))
 
 
@@ -141,6 +145,8 @@ def customer_count(scale: float) -> int:
 
 @dataclass
 class Blocks:
+    """The addresses of the named actors (reserved before anybody draws scattered ones)."""
+
     hosting: list[list[int]]  # the standard attacker's VPS ranges
     nat: list[int]
     partner: list[int]
@@ -153,6 +159,7 @@ class Blocks:
 
 
 def reserve_blocks(w: World) -> Blocks:
+    """Give each named actor its addresses, always in the same order (stable across code changes)."""
     a = w.addresses
     r = w.rng["addresses"]
     # Tens of hosting addresses; more at larger scales, so each stays an ordinary heavy user's volume.

@@ -503,11 +503,11 @@ def write_nginx(
             placed.append((s, line, info))
         # logrotate's notifempty: a day without lines is not rotated (its file just goes on)
         keep = [s for s, content in enumerate(files) if content or s == len(files) - 1]
+        cut = {ps for ps, _, info in placed if info["kind"] == "truncated"}  # no newline after the last line
         for rank, s in enumerate(reversed(keep)):
             content = files[s]
             rel = f"{name}/access.log" + ("" if rank == 0 else f".{rank}") + (".gz" if rank >= 2 else "")
-            truncated_last = bool(content) and content[-1].endswith("(compatible; Nes")
-            body = "\n".join(content) + ("" if truncated_last or not content else "\n")
+            body = "\n".join(content) + ("" if s in cut or not content else "\n")
             sink.put(rel, body, gz=rank >= 2)
             out.files[rel] = len(content)
             for ps, line, info in placed:

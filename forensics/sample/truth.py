@@ -16,7 +16,7 @@ import numpy as np
 from .. import __version__
 from .actors import World
 from .render import ACCOUNT, ELB, GATEWAYS, NGINX_MAIN, NODES, REGION, ROTATE_AT, Written
-from .scenario import CUSTOMER, DAY, ENDPOINTS, HOST, PLAN, PROBE_BASE, PROBES, SERVER_TZ, US, USAGE, iso
+from .scenario import CUSTOMER, DAY, ENDPOINTS, HOST, PLAN, PROBES, SERVER_TZ, US, USAGE, iso
 
 SCHEMA = "forensics.sample.truth/1"
 ENDPOINT = "/api/v1/customers/{id}"
@@ -109,6 +109,7 @@ def build(
     har_entries: int,
     nodes: int,
 ) -> dict[str, Any]:
+    """The truth document (schema ``forensics.sample.truth/1``; see the package docstring for the keys)."""
     p = world.params
     f = Facts(table, world)
     notes = world.traffic.notes
@@ -295,4 +296,4 @@ def build(
     }
 
 
-__all__ = ["ENDPOINT", "PROBE_BASE", "SCHEMA", "build"]
+__all__ = ["ENDPOINT", "SCHEMA", "build"]
