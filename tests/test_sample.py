@@ -89,6 +89,15 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert a.truth == b.truth
 
 
+def test_formats_are_independent(tmp_path: Path) -> None:
+    generate(tmp_path / "all", seed=5, **SMALL)
+    generate(tmp_path / "ng", seed=5, formats="nginx", **SMALL)
+    every, nginx = _hashes(tmp_path / "all"), _hashes(tmp_path / "ng")
+    assert {k: v for k, v in every.items() if k.startswith("gw")} == {
+        k: v for k, v in nginx.items() if k.startswith("gw")
+    }
+
+
 def test_two_seeds_two_scenarios(tmp_path: Path) -> None:
     a = generate(tmp_path / "a", seed=5, **SMALL).truth
     b = generate(tmp_path / "b", seed=6, **SMALL).truth

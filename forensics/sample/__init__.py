@@ -177,11 +177,13 @@ def generate(
     look = render.Lookups.of(world.addresses.table, world.traffic.uas.table)
     sink = render.FileSink(out)
     written: dict[str, render.Written] = {}
-    rng = world.rng["render"]
+    # One stream per format: the files of a format do not depend on which other formats are written.
     if "alb" in fmts:
-        written["alb"] = render.write_alb(sink, frame, look, rng)
+        written["alb"] = render.write_alb(sink, frame, look, world.rng["render"])
     if "nginx" in fmts:
-        written["nginx"] = render.write_nginx(sink, frame, look, params.start_us, params.end_us, rng)
+        written["nginx"] = render.write_nginx(
+            sink, frame, look, params.start_us, params.end_us, world.rng["nginx"]
+        )
     har_file = None
     if "har" in fmts:
         har_file = HAR_FILE

@@ -68,6 +68,7 @@ STREAMS = (
     "assemble",
     "render",
     "har",
+    "nginx",
 )
 
 ATTACK_RATE = 110  # requests a day to the abused endpoint at scale 1
