@@ -50,7 +50,7 @@ def load_pii(case: Case) -> dict[tuple[str, str], dict[str, Any]]:
     path = case.path / "inventory.parquet"
     if not path.exists():
         return {}
-    inv = pl.read_parquet(path)
+    inv = pl.read_parquet(path, glob=False)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for row in inv.iter_rows(named=True):
         kinds = row.get("pii_kinds") or []

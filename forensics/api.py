@@ -77,7 +77,7 @@ def sql_context(case: Case) -> pl.SQLContext:
     ctx.register("rejects", _text_categoricals(case.scan_rejects()))
     inventory = case.path / "inventory.parquet"
     if inventory.exists():
-        ctx.register("inventory", pl.scan_parquet(inventory))
+        ctx.register("inventory", pl.scan_parquet(inventory, glob=False))
     return ctx
 
 

@@ -161,7 +161,7 @@ class Case:
         parts = self.part_paths("events")
         if not parts:
             return empty_events().lazy()
-        lf = pl.scan_parquet(parts, hive_partitioning=False, schema=EVENT_SCHEMA)
+        lf = pl.scan_parquet(parts, hive_partitioning=False, schema=EVENT_SCHEMA, glob=False)
         if not include_reference:
             ref = self.reference_files()
             if ref:
@@ -172,7 +172,7 @@ class Case:
         parts = self.part_paths("rejects")
         if not parts:
             return empty_rejects().lazy()
-        return pl.scan_parquet(parts, hive_partitioning=False, schema=REJECT_SCHEMA)
+        return pl.scan_parquet(parts, hive_partitioning=False, schema=REJECT_SCHEMA, glob=False)
 
 
 def dumps(data: Any) -> bytes:

@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
         "max_subresource_share": 0.05,  # share of read records whose sub-resources (plan, usage) it also read
         "max_reread_share": 0.05,  # share of records read successfully more than once
         "band_gap": 256,  # ids closer than this on one day are one walk band
-        "agent_gap_hours": 6.0,  # same user agent, active within this many hours: one stream
+        "agent_gap_hours": 24.0,  # same user agent, active within this many hours: one stream
     },
     "exfiltration": {
         # The sustained window in which an actor took the data (see forensics.passes.exfiltration).

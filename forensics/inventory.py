@@ -305,7 +305,7 @@ def load_inventory(case: Case) -> tuple[pl.DataFrame, pl.DataFrame]:
     inv_path, map_path = case.path / INVENTORY_FILE, case.path / MAP_FILE
     if not (_fresh(inv_path, signature) and _fresh(map_path, signature)):
         write_inventory(case)
-    return pl.read_parquet(inv_path), pl.read_parquet(map_path)
+    return pl.read_parquet(inv_path, glob=False), pl.read_parquet(map_path, glob=False)
 
 
 def apply_inventory(events_lf: pl.LazyFrame, case: Case) -> pl.LazyFrame:

@@ -297,7 +297,7 @@ def _drop_files(case: Case, part: PartInfo, drop: set[str]) -> PartInfo | None:
     if not drop & set(part.files):
         return part
     path = case.path / part.tmp
-    frame = pl.read_parquet(path)
+    frame = pl.read_parquet(path, glob=False)
     frame = frame.filter(~pl.col("source_file").cast(pl.String).is_in(list(drop)))
     if frame.height == 0:
         path.unlink()

@@ -108,6 +108,7 @@ def _skew(origin: pl.DataFrame, edge: pl.DataFrame, wide_seconds: float) -> floa
         by=KEY,
         strategy="nearest",
         tolerance=f"{int(wide_seconds)}s",
+        check_sortedness=False,  # sorted by ts above; polars cannot verify it per 'by' group
     )
     diffs = joined.filter(pl.col("_edge_ts").is_not_null()).select(
         ((pl.col("ts") - pl.col("_edge_ts")).dt.total_microseconds() / 1e6).alias("d")
@@ -122,7 +123,12 @@ def _pair(origin: pl.DataFrame, edge: pl.DataFrame, skew: float, tight_seconds: 
     left = _prep(origin, skew)
     right = _prep(edge).select("ts", *KEY, pl.col("_rid").alias("_edge_rid"))
     joined = left.join_asof(
-        right, on="ts", by=KEY, strategy="nearest", tolerance=f"{int(tight_seconds * 1e6)}us"
+        right,
+        on="ts",
+        by=KEY,
+        strategy="nearest",
+        tolerance=f"{int(tight_seconds * 1e6)}us",
+        check_sortedness=False,
     ).filter(pl.col("_edge_rid").is_not_null())
     # One edge event pairs with at most one origin event (two identical requests in the same second).
     return joined.unique(subset=["_edge_rid"], keep="first", maintain_order=True).select("_rid", "_edge_rid")
