@@ -69,6 +69,7 @@ def test_nginx_samples_known_rows(shared_samples, tmp_path):
     # Empty request "" (beats fixture): an event with no method/path.
     empty = by[("elastic_beats_nginx_test.log", 7)]
     assert empty["status"] == 400 and empty["method"] is None and empty["path"] is None
+    assert empty["request"] == ""  # what the client sent: nothing (kept, unlike a "-")
     # X-Forwarded-For list in place of $remote_addr: right-most untrusted, else the left-most.
     assert by[("elastic_beats_nginx_test.log", 3)]["client_ip"] == "85.181.35.98"
     assert by[("elastic_beats_nginx_test.log", 1)]["client_ip"] == "10.0.0.2"

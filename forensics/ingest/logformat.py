@@ -470,7 +470,14 @@ def to_events(parsed: pl.DataFrame, fmt: CompiledFormat) -> pl.DataFrame:
         target = _DIRECT.get(canon)
         # numbers and times: a failed conversion is null anyway, no need to test for "-"
         numeric = target is not None and (target[0] == "ts" or callable(target[1]))
-        col = pl.col(name) if numeric else _null_dash(pl.col(name))
+        if numeric:
+            col = pl.col(name)
+        elif canon == "request":
+            # An empty request ("") is what the client sent: kept as "" (DESIGN: the raw request is kept
+            # when it cannot be read); "-" means the server had none to write.
+            col = pl.when(pl.col(name) == "-").then(None).otherwise(pl.col(name))
+        else:
+            col = _null_dash(pl.col(name))
         if is_secret_field(canon):
             # credentials: fingerprinted by finalize(), never kept in clear (principal/auth from them)
             exprs[f"secret:{canon}"] = col

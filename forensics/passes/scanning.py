@@ -2,7 +2,8 @@
 
 Two patterns, per client:
 
-* ``path_burst``: within a window (default one hour) many distinct paths, mostly answered with errors
+* ``path_burst``: within a window (default one hour) many distinct path templates (endpoints), mostly
+  answered with errors
   (``/.env``, ``/wp-login.php``, ``/.git/config``, …);
 * ``id_probe``: a short run of object ids on one endpoint, mostly refused (401/403/404): trying ids,
   not walking records. These come from the enumeration statistics (:mod:`.enumeration`).
@@ -29,7 +30,8 @@ def run(prepared: pl.LazyFrame, ctx: Context, walk_stats: pl.DataFrame | None) -
         .group_by("client", "window")
         .agg(
             pl.len().alias("requests"),
-            pl.col("path").n_unique().alias("distinct_paths"),
+            # Distinct path *templates*: an id probe is many paths but one endpoint.
+            pl.col("endpoint").n_unique().alias("distinct_paths"),
             (pl.col("status") >= 400).mean().alias("error_share"),
             pl.col("ts").min().alias("start"),
             pl.col("ts").max().alias("end"),
@@ -55,7 +57,7 @@ def run(prepared: pl.LazyFrame, ctx: Context, walk_stats: pl.DataFrame | None) -
             start, end = run_[0]["start"], run_[-1]["end"]
             events = (
                 prepared.filter((pl.col("client") == client[0]) & pl.col("ts").is_between(start, end))
-                .select("ts", "source_file", "source_line", "path", "status", "bytes_out")
+                .select("ts", "source_file", "source_line", "path", "endpoint", "status", "bytes_out")
                 .sort("ts", "source_file", "source_line")
                 .collect()
             )
@@ -76,7 +78,7 @@ def run(prepared: pl.LazyFrame, ctx: Context, walk_stats: pl.DataFrame | None) -
                     requests=events.height,
                     bytes=int(events.get_column("bytes_out").sum() or 0),
                     summary=(
-                        f"{client[0]} probed {events.get_column('path').n_unique():,} distinct paths in "
+                        f"{client[0]} probed {events.get_column('endpoint').n_unique():,} distinct paths in "
                         f"{(end - start).total_seconds() / 60:.0f} minutes, "
                         f"{(events.get_column('status') >= 400).mean():.0%} answered with errors."
                     ),
@@ -84,7 +86,7 @@ def run(prepared: pl.LazyFrame, ctx: Context, walk_stats: pl.DataFrame | None) -
                         "pattern": "path_burst",
                         "window_start": start,
                         "window_end": end,
-                        "distinct_paths": events.get_column("path").n_unique(),
+                        "distinct_paths": events.get_column("endpoint").n_unique(),
                         "error_share": float((events.get_column("status") >= 400).mean() or 0),
                         "refused_share": None,
                         "distinct_ids": None,
