@@ -296,7 +296,7 @@ def formats() -> None:
     table.add_column("recognised by")
     table.add_column("role")
     for ing in INGESTORS:
-        table.add_row(ing.name, ing.description, ing.recognised_by, ing.default_role)
+        table.add_row(ing.name, Text(ing.description), Text(ing.recognised_by), ing.default_role)
     out.print(table)
     presets = sorted(k for k in preset_names() if ":" in k)
     out.print("Presets (--format NAME): " + ", ".join(presets))

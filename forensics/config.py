@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "scanning": {
         # Bursts of errors over many distinct paths, or short id probes that are mostly refused.
         "window_minutes": 60,
-        "min_distinct_paths": 20,
+        "min_distinct_paths": 10,
         "min_error_share": 0.8,
         "probe_min_ids": 10,
         "probe_max_requests": 2000,

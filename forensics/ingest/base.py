@@ -296,7 +296,7 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 #: Free-text columns that may carry credentials; masked in every event.
-MASKED_COLUMNS = ["query", "request", "referer", "extra", "path", "user_agent"]
+MASKED_COLUMNS = ["query", "request", "referer", "extra", "path", "user_agent", "request_id"]
 
 
 def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.DataFrame:

@@ -408,7 +408,9 @@ def _detect(
 
 
 def _shape(rel_path: str) -> str:
-    return re.sub(r"[0-9a-f]{6,}|\d+", "#", rel_path)
+    """A file name with its numbers and random tokens blanked: every file of an S3 tree has one shape
+    (``…_20221125T1815Z_10.0.2.152_1k78uli7.log.gz`` → ``…_#T#Z_#.#.#.#_#.log.gz``)."""
+    return re.sub(r"(?=[A-Za-z]*\d)[A-Za-z0-9]{4,}|\d+", "#", rel_path)
 
 
 def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
