@@ -409,8 +409,10 @@ def _detect(
 
 def _shape(rel_path: str) -> str:
     """A file name with its numbers and random tokens blanked: every file of an S3 tree has one shape
-    (``…_20221125T1815Z_10.0.2.152_1k78uli7.log.gz`` → ``…_#T#Z_#.#.#.#_#.log.gz``)."""
-    return re.sub(r"(?=[A-Za-z]*\d)[A-Za-z0-9]{4,}|\d+", "#", rel_path)
+    (``…_20221125T1815Z_10.0.2.152_1k78uli7.log.gz`` → ``…_#_#.#.#.#_#.log.gz``)."""
+    # Numbers, and any long alphanumeric run (random suffixes such as ``hlgzexuv`` have no digit): a
+    # too-coarse shape only costs a full detection, since the remembered format is always re-checked.
+    return re.sub(r"[A-Za-z0-9]{6,}|\d+", "#", rel_path)
 
 
 def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
