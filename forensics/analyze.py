@@ -31,6 +31,7 @@ from .passes import (
     ok_with_body,
     prepare,
     scanning,
+    sql_view,
     volume,
 )
 from .passes.dedup import deduplicate
@@ -161,7 +162,7 @@ def analyze(
     cfg = config_mod.load(config_path)
     events, dedup_report = deduplicate(_traffic(case))
     prepared = materialize(prepare(events, cfg))
-    bounds = events.select(
+    bounds = prepared.select(
         pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"), pl.len().alias("n")
     ).collect()
     first_ts, last_ts, n_events = bounds.row(0)
@@ -210,7 +211,7 @@ def analyze(
     cleared = _cleared(heavy, walks, walkers, allowed, flagged_clients, numbered, idents, actor_of, cfg)
 
     sources = (
-        events.group_by(pl.col("source_format").cast(pl.String))
+        prepared.group_by(pl.col("source_format").cast(pl.String))
         .agg(pl.len().alias("events"))
         .sort("source_format")
         .collect()
@@ -281,7 +282,7 @@ def _clip(f: Finding, prepared: pl.LazyFrame, ctx: Context) -> None:
     sql = f.query.replace(f"ts >= '{fmodel.iso(f.start)}'", f"ts >= '{fmodel.iso(lo)}'").replace(
         f"ts <= '{fmodel.iso(f.end)}'", f"ts <= '{fmodel.iso(hi)}'"
     )
-    ctx_sql = pl.SQLContext(events=prepared)
+    ctx_sql = pl.SQLContext(events=sql_view(prepared))
     inside = ctx_sql.execute(sql, eager=True)
     f.query = sql
     f.start = inside.get_column("ts").min() if inside.height else lo

@@ -88,6 +88,7 @@ def prepare(events: pl.LazyFrame, config: dict[str, Any]) -> pl.LazyFrame:
 
 
 #: What the passes read; repeated strings as categoricals keep tens of millions of events in memory.
+#: (``client`` is ``client_ip``; :func:`sql_view` puts the name back for the findings' queries.)
 PREPARED_COLUMNS = [
     "ts",
     "source_format",
@@ -95,11 +96,9 @@ PREPARED_COLUMNS = [
     "source_file",
     "source_line",
     "client",
-    "client_ip",
     "principal",
     "method",
     "host",
-    "path",
     "query",
     "endpoint",
     "endpoint_key",
@@ -108,10 +107,13 @@ PREPARED_COLUMNS = [
     "user_agent",
     "object_id",
     "id_slot",
-    "request_id",
-    "pii_kinds",
 ]
 CATEGORICAL = ["method", "host", "endpoint", "endpoint_key", "id_slot", "user_agent", "principal"]
+
+
+def sql_view(prepared: pl.LazyFrame) -> pl.LazyFrame:
+    """Prepared events under the event schema's names, for running a finding's ``query`` on them."""
+    return prepared.with_columns(pl.col("client").alias("client_ip"))
 
 
 def materialize(prepared: pl.LazyFrame) -> pl.LazyFrame:

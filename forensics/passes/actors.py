@@ -62,48 +62,28 @@ def reader_profiles(prepared: pl.LazyFrame, ctx: Context) -> pl.DataFrame:
     """Per client × record endpoint: how it reads records (see the module docstring)."""
     cfg = ctx.config["actors"]
     rec = record_events(prepared)
-    per_obj = rec.group_by("client", "method", "base", "object_id").agg(
-        (~pl.col("is_sub") & pl.col("principal").is_not_null()).sum().alias("authenticated"),
-        (~pl.col("is_sub")).sum().alias("main"),
-        pl.col("is_sub").sum().alias("sub"),
-        ((~pl.col("is_sub")) & ok_with_body()).sum().alias("main_ok"),
-        pl.col("status").is_in([401, 403, 404, 429]).sum().alias("refused"),
-    )
+    main = ~pl.col("is_sub")
+    ok = main & ok_with_body()
+    # One pass per client × record endpoint. "Ids with sub-resource reads" counts the distinct ids of
+    # the sub-resource requests (the app reads plan/usage of the record it just read).
     prof = (
-        per_obj.filter(pl.col("main") > 0)
-        .group_by("client", "method", "base")
+        rec.group_by("client", "method", "base")
         .agg(
-            pl.len().alias("ids"),
-            (pl.col("sub") > 0).sum().alias("ids_with_sub"),
-            (pl.col("main_ok") >= 2).sum().alias("ids_reread"),
-            (pl.col("main_ok") >= 1).sum().alias("ids_returned"),
-            pl.col("main").sum().alias("requests"),
-            pl.col("refused").sum().alias("refused"),
-            pl.col("authenticated").sum().alias("authenticated"),
+            pl.col("object_id").filter(main).n_unique().alias("ids"),
+            pl.col("object_id").filter(pl.col("is_sub")).n_unique().alias("ids_with_sub"),
+            (pl.col("object_id").filter(ok).unique_counts() >= 2).sum().alias("ids_reread"),
+            pl.col("object_id").filter(ok).n_unique().alias("ids_returned"),
+            main.sum().alias("requests"),
+            (main & pl.col("status").is_in([401, 403, 404, 429])).sum().alias("refused"),
+            (main & pl.col("principal").is_not_null()).sum().alias("authenticated"),
+            pl.col("ts").filter(main).min().alias("first"),
+            pl.col("ts").filter(main).max().alias("last"),
         )
+        .filter(pl.col("requests") > 0)
         .collect()
     )
     if prof.height == 0:
         return prof
-    spans = (
-        rec.filter(~pl.col("is_sub"))
-        .group_by("client", "method", "base")
-        .agg(
-            pl.col("ts").min().alias("first"),
-            pl.col("ts").max().alias("last"),
-            pl.col("user_agent").cast(pl.String).drop_nulls().unique().sort().alias("user_agents"),
-        )
-        .collect()
-    )
-    prof = prof.join(spans, on=["client", "method", "base"], how="left")
-    # Evidence of an app session: a successful login/refresh/token call by the same address.
-    sessions = (
-        prepared.filter(pl.col("status").is_between(200, 299) & pl.col("path").str.contains(SESSION_RE))
-        .group_by("client")
-        .agg(pl.len().alias("session_calls"))
-        .collect()
-    )
-    prof = prof.join(sessions, on="client", how="left").with_columns(pl.col("session_calls").fill_null(0))
     sessionless = (pl.col("ids_with_sub") / pl.col("ids") <= cfg["max_subresource_share"]) & (
         pl.col("ids_reread") / pl.col("ids") <= cfg["max_reread_share"]
     )
@@ -115,11 +95,38 @@ def reader_profiles(prepared: pl.LazyFrame, ctx: Context) -> pl.DataFrame:
     )
     # A client that reads with its own credential (a partner's API key) reads as itself: not a walker.
     anonymous = pl.col("authenticated") / pl.col("requests") < 0.5
-    return prof.with_columns(
-        (sessionless & anonymous & ~probe & (pl.col("ids") >= 2)).alias("walker"),
-        (sessionless & anonymous & ~probe & (pl.col("ids") == 1) & (pl.col("session_calls") == 0)).alias(
-            "single"
-        ),
+    candidate = sessionless & anonymous & ~probe
+    prof = prof.with_columns(
+        (candidate & (pl.col("ids") >= 2)).alias("walker"),
+        (candidate & (pl.col("ids") == 1)).alias("_single"),
+    )
+    keys = ["client", "method", "base"]
+    flagged = prof.filter(pl.col("walker") | pl.col("_single")).select(keys)
+    # Evidence of an app session (a successful login/refresh/token call), for the candidates only.
+    sessions = (
+        prepared.join(flagged.select("client").unique().lazy(), on="client", how="semi")
+        .filter(
+            pl.col("status").is_between(200, 299)
+            & pl.col("endpoint").cast(pl.String).str.contains(SESSION_RE)
+        )
+        .group_by("client")
+        .agg(pl.len().alias("session_calls"))
+        .collect()
+    )
+    agents = (
+        rec.filter(main)
+        .join(flagged.lazy(), on=keys, how="semi", nulls_equal=True)
+        .group_by(keys)
+        .agg(pl.col("user_agent").cast(pl.String).drop_nulls().unique().sort().alias("user_agents"))
+        .collect()
+    )
+    prof = (
+        prof.join(sessions, on="client", how="left")
+        .join(agents, on=keys, how="left", nulls_equal=True)
+        .with_columns(pl.col("session_calls").fill_null(0), pl.col("user_agents").fill_null([]))
+    )
+    return prof.with_columns((pl.col("_single") & (pl.col("session_calls") == 0)).alias("single")).drop(
+        "_single"
     )
 
 

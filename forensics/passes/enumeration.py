@@ -24,9 +24,21 @@ REFUSED = [401, 403, 404, 405, 410, 429]
 GROUP = ["client", "method", "endpoint_key"]
 
 
-def walk_stats(prepared: pl.LazyFrame, stride: int) -> pl.LazyFrame:
-    """One row per client × endpoint with an id slot: the numbers enumeration is judged on."""
+def walk_stats(prepared: pl.LazyFrame, stride: int, min_ids: int = 1) -> pl.LazyFrame:
+    """One row per client × endpoint with an id slot: the numbers enumeration is judged on.
+
+    Only groups with at least ``min_ids`` distinct ids get the full statistics (a cheap first pass
+    finds them): millions of customers reading their own record are not worth sorting by time.
+    """
     with_ids = prepared.filter(pl.col("object_id").is_not_null())
+    if min_ids > 1:
+        candidates = (
+            with_ids.group_by(GROUP)
+            .agg(pl.col("object_id").n_unique().alias("_n"))
+            .filter(pl.col("_n") >= min_ids)
+            .drop("_n")
+        )
+        with_ids = with_ids.join(candidates, on=GROUP, how="semi", nulls_equal=True)
     num = pl.col("object_id").cast(pl.Int64, strict=False)
     in_order = num.sort_by("ts", "source_file", "source_line")
     diffs = in_order.diff().abs()
@@ -115,7 +127,8 @@ def score(row: dict[str, Any], cfg: dict[str, Any]) -> float:
 def run(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Finding], pl.DataFrame]:
     """Enumeration findings, and the walk statistics of every client × endpoint (for cleared/scanning)."""
     cfg = ctx.config["enumeration"]
-    stats = walk_stats(prepared, cfg["sequential_stride"]).collect()
+    min_ids = min(cfg["min_distinct_objects"], ctx.config["scanning"]["probe_min_ids"])
+    stats = walk_stats(prepared, cfg["sequential_stride"], min_ids).collect()
     if stats.height == 0:
         return [], stats
     stats = stats.with_columns(

@@ -57,17 +57,27 @@ def run(prepared: pl.LazyFrame, ctx: Context, walk_stats: pl.DataFrame | None) -
             start, end = run_[0]["start"], run_[-1]["end"]
             events = (
                 prepared.filter((pl.col("client") == client[0]) & pl.col("ts").is_between(start, end))
-                .select("ts", "source_file", "source_line", "path", "endpoint", "status", "bytes_out")
+                .select(
+                    "ts",
+                    "source_file",
+                    "source_line",
+                    pl.col("endpoint").cast(pl.String),
+                    "status",
+                    "bytes_out",
+                )
                 .sort("ts", "source_file", "source_line")
                 .collect()
             )
-            top = events.group_by("path").len().sort(["len", "path"], descending=[True, False]).head(5)
+            top = (
+                events.group_by("endpoint").len().sort(["len", "endpoint"], descending=[True, False]).head(5)
+            )
             findings.append(
                 Finding(
                     kind="scanning",
                     severity="low",
                     score=round(
-                        min(1.0, events.get_column("path").n_unique() / (5 * cfg["min_distinct_paths"])), 4
+                        min(1.0, events.get_column("endpoint").n_unique() / (5 * cfg["min_distinct_paths"])),
+                        4,
                     ),
                     actor=None,
                     method=None,
@@ -90,7 +100,7 @@ def run(prepared: pl.LazyFrame, ctx: Context, walk_stats: pl.DataFrame | None) -
                         "error_share": float((events.get_column("status") >= 400).mean() or 0),
                         "refused_share": None,
                         "distinct_ids": None,
-                        "top_paths": top.get_column("path").to_list(),
+                        "top_paths": top.get_column("endpoint").to_list(),
                         "criteria": {
                             k: cfg[k] for k in ("window_minutes", "min_distinct_paths", "min_error_share")
                         },

@@ -54,10 +54,18 @@ def run(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Finding], pl.DataFra
     """(findings, per-client summary of the heaviest clients, for cleared)."""
     cfg = ctx.config["volume"]
     first_day = ctx.first_ts.date() if ctx.first_ts else None
-    table = baselines(daily(prepared), first_day).collect()
-    if table.height == 0:
-        return [], table
-    peer_q = float(table.get_column("requests").quantile(cfg["peer_quantile"]) or 0)
+    days = daily(prepared).collect()
+    if days.height == 0:
+        return [], days
+    peer_q = float(days.get_column("requests").quantile(cfg["peer_quantile"]) or 0)
+    # Only clients that reach the peer threshold on some day can be flagged, and only the heaviest are
+    # listed as cleared: baselines for those, not for millions of one-day customers.
+    totals = days.group_by("client").agg(pl.col("requests").sum().alias("_total"))
+    heavy_ids = totals.sort(["_total", "client"], descending=[True, False]).head(cfg["heavy_clients"])
+    loud = days.filter(pl.col("requests") >= max(peer_q, cfg["min_requests"])).select("client").unique()
+    keep = pl.concat([heavy_ids.select("client"), loud]).unique()
+    days = days.join(keep, on="client", how="semi")
+    table = baselines(days.lazy(), first_day).collect()
     table = table.with_columns(pl.lit(peer_q).alias("peer_quantile_value"))
     with_history = (pl.col("history_days") >= 1) & (pl.col("robust_z") >= cfg["mad_k"])
     new_client = (pl.col("history_days") == 0) & ~pl.col("seen_from_start")
