@@ -170,6 +170,13 @@ def summary(case_dir: str | os.PathLike[str], top: int = 5) -> dict[str, Any]:
     }
 
 
+def report(case_dir: str | os.PathLike[str], on_step: Any = None) -> dict[str, Any]:
+    """Write the timeline, charts, report.html and report.md of an analysed case; {name: path} written."""
+    from .report import build_report
+
+    return build_report(case_dir, on_step=on_step)
+
+
 def sample(
     out_dir: str | os.PathLike[str],
     *,

@@ -356,7 +356,7 @@ def inventory(case_dir: str, limit: int) -> None:
 @main.command()
 @ingest_options
 def investigate(**kwargs: Any) -> None:
-    """Run every stage on the evidence: ingest, inventory, analyze, and a summary of the case.
+    """Run every stage on the evidence: ingest, inventory, analyze and report; end with the headline.
 
     \b
     Example:
@@ -365,11 +365,13 @@ def investigate(**kwargs: Any) -> None:
     case_dir = kwargs["case_dir"]
     run_ingest(**kwargs)
     print_summary(case_dir)
-    frame = api.inventory(case_dir)
+    with err.status("inventory: endpoints across the case"):
+        frame = api.inventory(case_dir)
     _log(case_dir, "inventory")
     exposed = int(frame.get_column("returns_pii_without_auth").sum()) if frame.height else 0
     out.print(f"Inventory: {frame.height:,} endpoints, {exposed} return personal data without authentication")
     run_analyze(case_dir, None, None, None, (), ())
+    run_report(case_dir)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -599,6 +601,71 @@ def explain(case_dir: str, finding_id: str) -> None:
         line = s["line"] if s["line"] is not None else "(evidence file not reachable)"
         out.print(Text(f"{terminal(s['ref'], 200)}: {terminal(line, 400)}"))
     _log(case_dir, "explain", finding=finding_id)
+
+
+def run_report(case_dir: str) -> dict[str, Any]:
+    """Write the report with progress on stderr; print what was written and the headline, report.html last."""
+    from .report.data import headline
+
+    _log(case_dir, "report")
+    with err.status("report: reading the case") as status:
+        paths = api.report(case_dir, on_step=lambda step: status.update(f"report: {step}"))
+    charts = [p for k, p in paths.items() if k.startswith("chart_")]
+    out.print(
+        Text(
+            f"Wrote {terminal(paths['timeline_md'].parent)}: timeline.md, timeline.csv, timeline.jsonl, "
+            f"{len(charts)} chart(s) in charts/, report.md"
+        )
+    )
+    from .findings import read
+
+    print_headline(headline(read(paths["report_html"].parent / "findings.json")))
+    out.print(Text(f"Report: {terminal(paths['report_html'].resolve(), 1000)}"))
+    return paths
+
+
+def print_headline(head: dict[str, Any] | None) -> None:
+    """The case in four lines: records taken, actor addresses, window, endpoint."""
+    if head is None:
+        out.print(Text("Headline: no exfiltration found (no sustained taking of records, no id walk)"))
+        return
+    cens = [side for side in ("start", "end") if head["censored"].get(side)]
+    out.print(
+        Text(
+            f"Records taken: {head['records']:,} ({', '.join(head['pii_kinds']) or 'no personal data kinds known'}) "
+            f"by {head['actor_id']}",
+            style="bold",
+        )
+    )
+    out.print(Text(f"Actor addresses: {head['addresses']:,}"))
+    out.print(
+        Text(
+            f"Window (UTC): {head['start']:%Y-%m-%d %H:%M:%S} → {head['end']:%Y-%m-%d %H:%M:%S} ({head['days']} days"
+            + (f"; censored at the {' and '.join(cens)} by the evidence" if cens else "")
+            + ")"
+        )
+    )
+    out.print(
+        Text(
+            f"Endpoint: {terminal(head['method'])} {terminal((head['host'] or '') + (head['endpoint'] or ''))}"
+        )
+    )
+
+
+@main.command()
+@case_option
+def report(case_dir: str) -> None:
+    """Timeline, charts and the report: timeline.*, charts/*.png, report.html, report.md.
+
+    report.html is one self-contained file (charts embedded, no script, no network): the executive
+    summary, findings with evidence and queries, the cleared list, the timeline, exposed endpoints,
+    inputs with hashes, what could not be parsed, and coverage gaps.
+
+    \b
+    Example:
+      forensics report --case case/
+    """
+    run_report(case_dir)
 
 
 @main.command()
