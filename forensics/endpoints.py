@@ -24,6 +24,7 @@ RARE_RULES: list[tuple[str, str, str]] = [
     ("token", r"[A-Za-z0-9_=-]{32,}", "{token}"),
 ]
 _RARE_PREFILTER = r"[0-9a-fA-F]{8}-|@|%40|eyJ|[0-9a-fA-F]{16}|[A-Za-z0-9_=-]{32}"
+_SLOW_PREFILTER = r"/\d+/\d|" + _RARE_PREFILTER
 
 
 def _apply_rule(expr: pl.Expr, segment: str, placeholder: str) -> pl.Expr:
@@ -40,21 +41,17 @@ def _apply_rare(expr: pl.Expr) -> pl.Expr:
 def template_paths(paths: pl.Series) -> pl.Series:
     """Return the endpoint template of each path (null stays null)."""
     # Numeric ids in two capture-free passes (the regex engine's fast path): inner segments, then a
-    # final one. Consecutive inner ids ("/1/2/") leave every other one; a second pass on those rows.
+    # final one. One pre-filter over the original paths finds the few rows that need more: consecutive
+    # inner ids ("/1/2/", where every other one is left by the first pass) and the rare rules.
     frame = pl.DataFrame({"p": paths})
-    out = frame.select(
-        pl.col("p").str.replace_all(r"/\d+/", "/{id}/").str.replace(r"/\d+$", "/{id}")
-    ).to_series()
-    again = out.str.contains(r"/\d+/").fill_null(False)
-    if again.any():
-        idx = again.arg_true()
-        out = out.scatter(
-            idx, out.gather(idx).str.replace_all(r"/\d+/", "/{id}/").str.replace(r"/\d+$", "/{id}")
-        )
-    rare = frame.select(pl.col("p").str.contains(_RARE_PREFILTER).fill_null(False)).to_series()
-    if rare.any():
-        idx = rare.arg_true()
-        sub = pl.DataFrame({"p": out.gather(idx)}).select(_apply_rare(pl.col("p"))).to_series()
+    numeric = pl.col("p").str.replace_all(r"/\d+/", "/{id}/").str.replace(r"/\d+$", "/{id}")
+    res = frame.select(
+        numeric.alias("p"), pl.col("p").str.contains(_SLOW_PREFILTER).fill_null(False).alias("s")
+    )
+    out, slow = res.get_column("p"), res.get_column("s")
+    if slow.any():
+        idx = slow.arg_true()
+        sub = pl.DataFrame({"p": out.gather(idx)}).select(_apply_rare(numeric)).to_series()
         out = out.scatter(idx, sub)
     return out.alias("endpoint")
 

@@ -156,9 +156,9 @@ class PartWriter:
     def _write_all(self, events: list[pl.DataFrame], rejects: list[pl.DataFrame]) -> None:
         if events:
             frame = pl.concat(events, rechunk=False)
-            frame = frame.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d").alias(PARTITION_COLUMN))
+            frame = frame.with_columns(pl.col("ts").dt.date().alias(PARTITION_COLUMN))
             for (day,), part in frame.partition_by(PARTITION_COLUMN, as_dict=True, include_key=False).items():
-                self._write(part, f"events/{PARTITION_COLUMN}={day}", "events")
+                self._write(part, f"events/{PARTITION_COLUMN}={day.isoformat()}", "events")
         if rejects:
             self._write(pl.concat(rejects), "rejects", "rejects")
 
@@ -182,7 +182,7 @@ class PartWriter:
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_parquet(path, compression="zstd", compression_level=3, statistics=True)
+    frame.write_parquet(path, compression="zstd", compression_level=1, statistics=True)
 
 
 @dataclass
