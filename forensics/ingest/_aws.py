@@ -165,20 +165,23 @@ def lines_as_csv(lines: pl.Series) -> bytes:
 
 
 def split_fields(
-    lines: pl.DataFrame, n_fields: int, skip: tuple[int, ...] = ()
+    lines: pl.DataFrame, n_fields: int, skip: tuple[int, ...] = (), raw: bytes | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Space-separated lines with ``"``-quoted fields → (rows with ``c0``…, rejects); row i is line i.
 
     polars' CSV reader splits (``separator=" "``, ``quote_char='"'``): exact for AWS balancer logs,
     which write a quote inside a quoted field as ``\\x22``, and the fastest splitter measured. Missing
-    trailing fields are null, extra ones are dropped; fields in ``skip`` are not materialised.
+    trailing fields are null, extra ones are dropped; fields in ``skip`` are not materialised. ``raw``,
+    when given, is the same lines as bytes (read directly, no re-join).
     """
     schema = {f"c{i}": pl.String for i in range(n_fields)}
     columns = [i for i in range(n_fields) if i not in skip]
 
     def read(frame: pl.DataFrame) -> pl.DataFrame:
+        # The batch's own bytes when they are exactly these lines (no copy, no re-join).
+        source = raw if raw is not None and frame is lines else lines_as_csv(frame.get_column("line"))
         return pl.read_csv(
-            lines_as_csv(frame.get_column("line")),
+            source,
             columns=columns,
             has_header=False,
             separator=" ",

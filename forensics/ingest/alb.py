@@ -189,15 +189,17 @@ _EXTRA_RARE = (
 )
 
 
-def parse_alb(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Lines (``line``, ``source_line``, ``_idx``, maybe ``source_file``…) → (events, rejects)."""
+def parse_alb(frame: pl.DataFrame, raw: bytes | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines (``line``, ``source_line``, ``_idx``, maybe ``source_file``…) → (events, rejects).
+
+    ``raw``: the same lines as bytes, when the caller has them (read by the CSV reader directly)."""
     frame = frame.with_columns(pl.col("line").str.contains(ALB_LINE).alias("_alb"))
     other = frame.filter(~pl.col("_alb"))
     rejects = [reject_frame(other, _classify(pl.col("line")))] if other.height else []
-    lines = frame.filter(pl.col("_alb")).drop("_alb")
+    lines = frame.filter(pl.col("_alb")).drop("_alb") if other.height else frame.drop("_alb")
     if lines.height == 0:
         return pl.DataFrame(), pl.concat(rejects) if rejects else empty_reject_rows()
-    rows, rej = _aws.split_fields(lines, len(FIELDS), skip=_NOT_READ)
+    rows, rej = _aws.split_fields(lines, len(FIELDS), skip=_NOT_READ, raw=None if other.height else raw)
     if rej.height:
         rejects.append(rej)
 
@@ -306,7 +308,7 @@ class AlbIngestor(Ingestor):
         return Detection(self.name, round(min(conf, 1.0), 3), how, params={}, variant="access")
 
     def parse(self, frame: pl.DataFrame, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
-        return parse_alb(frame)
+        return parse_alb(frame, ctx.raw)
 
 
 __all__ = ["ALB_LINE", "CONN_LINE", "FIELDS", "NLB_LINE", "AlbIngestor", "parse_alb"]

@@ -60,6 +60,9 @@ class FileContext:
     detection: Detection
     # source_file → [ambiguous, non-existent] rows, for the files that had local (offset-less) times
     dst: dict[str, list[int]] = field(default_factory=dict)
+    # The batch's bytes, line for line as the frame handed to parse() (None when lines were left out or
+    # repaired): parsers that split fields with a CSV reader read them instead of re-joining the lines.
+    raw: bytes | None = None
     notes: list[str] = field(default_factory=list)
 
 

@@ -289,7 +289,9 @@ def _process(batch: _Batch, writer: PartWriter, progress: Progress | None) -> No
             )
         )
         frame = frame.filter(~pl.col("_idx").is_in(pl.Series(idx, dtype=pl.UInt32).implode()))
+    batch.ctx.raw = chunk.raw if not chunk.too_long and not chunk.invalid_idx else None
     events, rej = batch.ingestor.parse(frame, batch.ctx) if frame.height else (pl.DataFrame(), None)
+    batch.ctx.raw = None
     if rej is not None and rej.height:
         if "source_file" not in rej.columns:
             rej = rej.join(frame.select("_idx", "source_file"), on="_idx", how="left")
