@@ -36,8 +36,29 @@ _SCHEME = r"(?:[Bb]earer|[Bb]asic|[Tt]oken|[Dd]igest)\s+[A-Za-z0-9._~+/=-]{8,}"
 _JWT = r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
 SECRET_RE = "(?i)(?:" + _PAIR + "|" + _USERINFO + "|" + _SCHEME + "|" + _JWT + ")"
 _SECRET_PY = re.compile(SECRET_RE)
-#: Literals one of which every credential shape contains ("=" for key=value pairs).
-_PREFILTER = ["=", "://", "bearer", "basic", "token", "digest", "eyj"]
+#: Literals one of which every credential shape contains (checked case-insensitively, with
+#: Aho-Corasick, before the regex): the parameter names (``api_key=`` contains ``key=``, ``password``
+#: contains ``pass``, …), ``@`` of ``user:password@``, the Authorization schemes, and JWTs.
+_PREFILTER = [
+    "key=",
+    "sig=",
+    "sid=",
+    "pwd=",
+    "code=",
+    "pass",
+    "auth",
+    "token",
+    "secret",
+    "signature",
+    "session",
+    "sessid",
+    "x-amz-",
+    "@",
+    "bearer",
+    "basic",
+    "digest",
+    "eyj",
+]
 _FP_RE = re.compile(r"^fp:[0-9a-f]{16}$")
 
 
@@ -82,10 +103,11 @@ def mask_series(values: pl.Series) -> pl.Series:
     maybe = frame.select(pl.col("v").str.contains_any(_PREFILTER, ascii_case_insensitive=True)).to_series()
     if not maybe.any():
         return values
-    hit = maybe & values.str.contains(SECRET_RE).fill_null(False)
+    candidates = maybe.fill_null(False).arg_true()
+    hit = values.gather(candidates).str.contains(SECRET_RE).fill_null(False)
     if not hit.any():
         return values
-    idx = hit.arg_true()
+    idx = candidates.filter(hit)
     subset = values.gather(idx)
     found = subset.str.extract_all(SECRET_RE).explode().drop_nulls().unique().to_list()
     found = sorted(found, key=len, reverse=True)  # longest first: leftmost-first then prefers it

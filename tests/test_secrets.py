@@ -59,3 +59,43 @@ def test_vectorised_masking_equals_scalar():
     values = [f"q=1&token={TOKEN}", None, "plain", f"token={TOKEN}x&token={TOKEN}", "password=&a=b"]
     got = mask_series(pl.Series(values, dtype=pl.String)).to_list()
     assert got == [mask_text(v) for v in values]
+
+
+def test_every_credential_parameter_passes_the_prefilter():
+    names = [
+        "api_key",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "key",
+        "access_token",
+        "id-token",
+        "refresh_token",
+        "auth_token",
+        "token",
+        "auth",
+        "authorization",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "secret",
+        "client_secret",
+        "signature",
+        "sig",
+        "X-Amz-Signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "session",
+        "session_id",
+        "sessid",
+        "JSESSIONID",
+        "phpsessid",
+        "sid",
+        "code",
+    ]
+    values = pl.Series([f"a=1&{n}={TOKEN}" for n in names], dtype=pl.String)
+    masked = mask_series(values).to_list()
+    for name, value in zip(names, masked, strict=True):
+        assert TOKEN not in value, name
+        assert value == f"a=1&{name}={fingerprint(TOKEN)}"
