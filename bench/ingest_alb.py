@@ -18,7 +18,6 @@ import argparse
 import gzip
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import measured  # noqa: E402
 
 FORENSICS = [sys.executable, "-m", "forensics"]
 ACCOUNT, REGION, NAME, LB_ID = "123456789012", "us-east-1", "api-prod", "50dc6c495c0c9188"
@@ -180,21 +182,6 @@ def polars_raw(path: Path) -> float:
     )
     assert out.height > 0
     return time.perf_counter() - t
-
-
-def measured(cmd: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of a command's process tree, measured in a fresh wrapper."""
-    wrapper = (
-        "import resource, subprocess, sys, time, json\n"
-        "t = time.perf_counter()\n"
-        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-        "dt = time.perf_counter() - t\n"
-        "if r.returncode: sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)\n"
-        "print(json.dumps([dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True)
-    dt, rss = json.loads(out.stdout)
-    return dt, rss
 
 
 def main() -> None:

@@ -25,6 +25,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import measured  # noqa: E402
+
 FORENSICS = [sys.executable, "-m", "forensics"]
 PEAK_TARGET_MB = 500
 
@@ -190,21 +193,6 @@ def generate(path: Path, target_mb: float, compress: bool, seed: int = 7) -> int
             n += 1
         fh.write(b"]}}")
     return n
-
-
-def measured(cmd: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of a command, measured in a fresh wrapper process."""
-    wrapper = (
-        "import resource, subprocess, sys, time, json\n"
-        "t = time.perf_counter()\n"
-        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-        "dt = time.perf_counter() - t\n"
-        "if r.returncode: sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)\n"
-        "print(json.dumps([dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True)
-    dt, rss = json.loads(out.stdout)
-    return dt, rss
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import measured  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FORENSICS = [sys.executable, "-m", "forensics"]
@@ -123,21 +125,6 @@ def polars_raw(path: Path) -> float:
     return time.perf_counter() - t
 
 
-def measured(cmd: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of a command, measured in a fresh wrapper process."""
-    wrapper = (
-        "import resource, subprocess, sys, time, json\n"
-        "t = time.perf_counter()\n"
-        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-        "dt = time.perf_counter() - t\n"
-        "if r.returncode: sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)\n"
-        "print(json.dumps([dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True)
-    dt, rss = json.loads(out.stdout)
-    return dt, rss
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lines", type=int, default=2_000_000)
@@ -185,6 +172,8 @@ def main() -> None:
             )
             print(f"goaccess (COMBINED)          {ga:7.2f}s {rate(ga)}  peak {ga_rss / 2**20:6.0f} MiB")
             print(f"speed-up over GoAccess       {ga / ing:7.1f}x   (target >= 15x)")
+        elif args.no_goaccess:
+            print("goaccess: skipped (--no-goaccess)")
         else:
             print("goaccess not installed (apt-get install goaccess): skipped")
     finally:

@@ -17,7 +17,16 @@ from typing import Any
 import polars as pl
 
 from ..findings import Finding
-from . import Context, censored, event_query, ok_with_body, query_slot_filter, raw_endpoints, same
+from . import (
+    Context,
+    censored,
+    event_query,
+    ok_with_body,
+    query_slot_filter,
+    raw_endpoints,
+    same,
+    sample_refs,
+)
 
 REFUSED = [401, 403, 404, 405, 410, 429]
 # The host is not part of the key: observers differ in what they log of it (nginx `main` logs none).
@@ -157,14 +166,7 @@ def run(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Finding], pl.DataFra
             sev = "critical"
         elif pii_kinds or row["objects_returned"] >= cfg["critical_records"]:
             sev = "high"
-        refs = [
-            f"{f}:{n}"
-            for f, n in zip(
-                detail["source_file"].head(refs_n).cast(pl.String),
-                detail["source_line"].head(refs_n),
-                strict=True,
-            )
-        ]
+        refs = sample_refs(detail, refs_n)
         evidence = {
             "distinct_objects": row["distinct_objects"],
             "objects_returned": row["objects_returned"],

@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from ..findings import Finding
-from . import Context, censored, event_query, ok_with_body
+from . import Context, censored, event_query, ok_with_body, sample_refs
 from .actors import Linked, record_events, same_method
 
 
@@ -174,12 +174,7 @@ def _finding(
             "linking": actor.signals,
             "criteria": {k: cfg[k] for k in ("max_pause_days", "min_records")}
             | {k: ctx.config["actors"][k] for k in ctx.config["actors"]},
-            "sample_refs": [
-                f"{f}:{n}"
-                for f, n in zip(
-                    w["source_file"].head(refs_n).cast(pl.String), w["source_line"].head(refs_n), strict=True
-                )
-            ],
+            "sample_refs": sample_refs(w, refs_n),
         },
         query=event_query(actor.clients, actor.method, endpoints, start, end),
         censored=cens,

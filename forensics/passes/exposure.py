@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from ..findings import Finding
-from . import Context, censored, event_query
+from . import Context, censored, event_query, sample_refs
 
 
 def run(prepared: pl.LazyFrame, ctx: Context) -> list[Finding]:
@@ -49,14 +49,7 @@ def run(prepared: pl.LazyFrame, ctx: Context) -> list[Finding]:
             "log_clients": clients,
             "status_mix": status_mix,
             "criteria": {"min_requests": cfg["min_requests"]},
-            "sample_refs": [
-                f"{f}:{n}"
-                for f, n in zip(
-                    traffic["source_file"].head(refs_n).cast(pl.String),
-                    traffic["source_line"].head(refs_n),
-                    strict=True,
-                )
-            ],
+            "sample_refs": sample_refs(traffic, refs_n),
         }
         what = ", ".join(kinds)
         base = dict(

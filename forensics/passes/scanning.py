@@ -18,7 +18,7 @@ from datetime import timedelta
 import polars as pl
 
 from ..findings import Finding
-from . import Context, censored, event_query, query_slot_filter, raw_endpoints
+from . import Context, censored, event_query, query_slot_filter, raw_endpoints, sample_refs
 
 
 def run(prepared: pl.LazyFrame, ctx: Context, walk_stats: pl.DataFrame | None) -> list[Finding]:
@@ -104,14 +104,7 @@ def run(prepared: pl.LazyFrame, ctx: Context, walk_stats: pl.DataFrame | None) -
                         "criteria": {
                             k: cfg[k] for k in ("window_minutes", "min_distinct_paths", "min_error_share")
                         },
-                        "sample_refs": [
-                            f"{f}:{n}"
-                            for f, n in zip(
-                                events["source_file"].head(refs_n).cast(pl.String),
-                                events["source_line"].head(refs_n),
-                                strict=True,
-                            )
-                        ],
+                        "sample_refs": sample_refs(events, refs_n),
                     },
                     query=event_query([client[0]], start=start, end=end),
                     censored=censored(start, end, ctx, slack_hours=0),

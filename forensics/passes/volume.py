@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from ..findings import Finding
-from . import Context, censored, event_query
+from . import Context, censored, event_query, sample_refs
 
 
 def daily(prepared: pl.LazyFrame) -> pl.LazyFrame:
@@ -129,14 +129,7 @@ def run(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Finding], pl.DataFra
                     "criteria": {
                         k: cfg[k] for k in ("mad_k", "peer_quantile", "min_requests", "min_history_days")
                     },
-                    "sample_refs": [
-                        f"{f}:{n}"
-                        for f, n in zip(
-                            events["source_file"].head(refs_n).cast(pl.String),
-                            events["source_line"].head(refs_n),
-                            strict=True,
-                        )
-                    ],
+                    "sample_refs": sample_refs(events, refs_n),
                 },
                 query=event_query([client], start=start, end=end),
                 censored=censored(start, end, ctx, slack_hours=0),
