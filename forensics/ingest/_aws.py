@@ -272,3 +272,46 @@ __all__ = [
     "split_host_port",
     "with_host_port",
 ]
+
+
+# --------------------------------------------------------------------------------------------------
+# The kinds of line one S3 tree can hold: each parser keeps its own and rejects the others by name.
+
+_ISO_UTC = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z"
+#: An ALB access-log line: request type, then the ISO time.
+ALB_LINE = r"^(?:https?|h2|grpcs|wss?) " + _ISO_UTC + " "
+#: A Network Load Balancer TLS access-log line: type "tls", log version, time without a zone.
+NLB_LINE = r"^tls \d+\.\d+ \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"
+#: An ALB connection-log line: time, client IP, client port, listener port (no type, no balancer).
+CONN_LINE = r"^" + _ISO_UTC + r" [0-9A-Fa-f:.]+ \d+ \d+ "
+#: A Classic ELB access-log line: time, balancer name, client:port.
+CLB_LINE = r"^" + _ISO_UTC + r" [^ ]+ [^ ]+:\d+ "
+
+#: (kind, regex, name) in the order a line is tested; the connection log before Classic ELB (both
+#: start with a time; the connection log's client and ports are separate fields).
+LINE_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("alb", ALB_LINE, "ALB access-log line"),
+    ("nlb", NLB_LINE, "NLB access-log line"),
+    ("conn", CONN_LINE, "ALB connection-log line"),
+    ("elb_classic", CLB_LINE, "Classic ELB access-log line"),
+)
+
+
+def keep_own_lines(
+    frame: pl.DataFrame, own: str, label: str
+) -> tuple[pl.DataFrame, list[pl.DataFrame], bool]:
+    """(the lines of kind ``own``, rejects for the others with their kind as reason, whether every line
+    was ``own``). ``label`` names the format in "does not match the … format"."""
+    own_re = next(rx for kind, rx, _ in LINE_KINDS if kind == own)
+    frame = frame.with_columns(pl.col("line").str.contains(own_re).alias("_own"))
+    other = frame.filter(~pl.col("_own"))
+    if other.height == 0:
+        return frame.drop("_own"), [], True
+    line = pl.col("line")
+    reason = pl.when(line.str.strip_chars() == "").then(pl.lit("blank line"))
+    for kind, rx, name in LINE_KINDS:
+        if kind != own:
+            suffix = "" if kind == "conn" else f", not {label}"
+            reason = reason.when(line.str.contains(rx)).then(pl.lit(name + suffix))
+    reason = reason.otherwise(pl.lit(f"does not match the {label} access-log format"))
+    return frame.filter(pl.col("_own")).drop("_own"), [reject_frame(other, reason)], False

@@ -98,15 +98,7 @@ _COL = {name: f"c{i}" for i, name in enumerate(FIELDS)}
 # --------------------------------------------------------------------------------------------------
 # Recognising lines (str.contains: matching is several times cheaper than capturing).
 
-_ISO_UTC = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z"
-#: An ALB access-log line: request type, then the ISO time.
-ALB_LINE = r"^(?:https?|h2|grpcs|wss?) " + _ISO_UTC + " "
-#: A Network Load Balancer TLS access-log line: type "tls", log version, time without a zone.
-NLB_LINE = r"^tls \d+\.\d+ \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"
-#: An ALB connection-log line: time, client IP, client port, listener port (no type, no balancer).
-CONN_LINE = r"^" + _ISO_UTC + r" [0-9A-Fa-f:.]+ \d+ \d+ "
-#: A Classic ELB access-log line: time, balancer name, client:port.
-CLB_LINE = r"^" + _ISO_UTC + r" \S+ \S+:\d+ "
+ALB_LINE, NLB_LINE, CONN_LINE, CLB_LINE = _aws.ALB_LINE, _aws.NLB_LINE, _aws.CONN_LINE, _aws.CLB_LINE
 
 #: The first 17 fields of an ALB line (trial parse for detection; the parse itself splits with the
 #: CSV reader): type, time, elb, client:port, target:port, three timings, two status codes, two byte
@@ -124,21 +116,6 @@ _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 
 def _col(name: str) -> pl.Expr:
     return pl.col(_COL[name])
-
-
-def _classify(line: pl.Expr) -> pl.Expr:
-    """Why a line that is not an ALB request line is rejected."""
-    return (
-        pl.when(line.str.strip_chars() == "")
-        .then(pl.lit("blank line"))
-        .when(line.str.contains(NLB_LINE))
-        .then(pl.lit("NLB access-log line, not ALB"))
-        .when(line.str.contains(CONN_LINE))
-        .then(pl.lit("ALB connection-log line"))
-        .when(line.str.contains(CLB_LINE))
-        .then(pl.lit("Classic ELB access-log line, not ALB"))
-        .otherwise(pl.lit("does not match the ALB access-log format"))
-    )
 
 
 def _reject_malformed(rows: pl.DataFrame, rejects: list[pl.DataFrame]) -> pl.DataFrame:
@@ -193,13 +170,10 @@ def parse_alb(frame: pl.DataFrame, raw: bytes | None = None) -> tuple[pl.DataFra
     """Lines (``line``, ``source_line``, ``_idx``, maybe ``source_file``…) → (events, rejects).
 
     ``raw``: the same lines as bytes, when the caller has them (read by the CSV reader directly)."""
-    frame = frame.with_columns(pl.col("line").str.contains(ALB_LINE).alias("_alb"))
-    other = frame.filter(~pl.col("_alb"))
-    rejects = [reject_frame(other, _classify(pl.col("line")))] if other.height else []
-    lines = frame.filter(pl.col("_alb")).drop("_alb") if other.height else frame.drop("_alb")
+    lines, rejects, all_alb = _aws.keep_own_lines(frame, "alb", "ALB")
     if lines.height == 0:
         return pl.DataFrame(), pl.concat(rejects) if rejects else empty_reject_rows()
-    rows, rej = _aws.split_fields(lines, len(FIELDS), skip=_NOT_READ, raw=None if other.height else raw)
+    rows, rej = _aws.split_fields(lines, len(FIELDS), skip=_NOT_READ, raw=raw if all_alb else None)
     if rej.height:
         rejects.append(rej)
 

@@ -27,7 +27,6 @@ import re
 import polars as pl
 
 from . import _aws
-from .alb import ALB_LINE, CONN_LINE, NLB_LINE
 from .base import Detection, FileContext, Ingestor, empty_reject_rows, reject_frame, sniff_lines
 
 #: The fields of a Classic ELB access-log line, in order; parse columns are ``c<index>``.
@@ -51,10 +50,7 @@ FIELDS: tuple[str, ...] = (
 MIN_FIELDS = 12
 
 _COL = {name: f"c{i}" for i, name in enumerate(FIELDS)}
-_ISO_UTC = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z"
-
-#: A Classic ELB access-log line: received time, balancer name, then client:port (not "ip port").
-CLB_LINE = r"^" + _ISO_UTC + r" [^ ]+ [^ ]+:\d+ "
+CLB_LINE = _aws.CLB_LINE
 #: What a TCP or SSL listener writes in place of the request.
 TCP_REQUEST = "- - - "
 #: The 12 fields every Classic ELB line has (trial parse for detection): timestamp, elb, client:port,
@@ -70,27 +66,9 @@ def _col(name: str) -> pl.Expr:
     return pl.col(_COL[name])
 
 
-def _classify(line: pl.Expr) -> pl.Expr:
-    """Why a line that is not a Classic ELB line is rejected."""
-    return (
-        pl.when(line.str.strip_chars() == "")
-        .then(pl.lit("blank line"))
-        .when(line.str.contains(ALB_LINE))
-        .then(pl.lit("ALB access-log line, not Classic ELB"))
-        .when(line.str.contains(NLB_LINE))
-        .then(pl.lit("NLB access-log line, not Classic ELB"))
-        .when(line.str.contains(CONN_LINE))
-        .then(pl.lit("ALB connection-log line"))
-        .otherwise(pl.lit("does not match the Classic ELB access-log format"))
-    )
-
-
 def parse_elb(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Lines (``line``, ``source_line``, ``_idx``, maybe ``source_file``…) → (events, rejects)."""
-    frame = frame.with_columns(pl.col("line").str.contains(CLB_LINE).alias("_clb"))
-    other = frame.filter(~pl.col("_clb"))
-    rejects = [reject_frame(other, _classify(pl.col("line")))] if other.height else []
-    lines = frame.filter(pl.col("_clb")).drop("_clb")
+    lines, rejects, _ = _aws.keep_own_lines(frame, "elb_classic", "Classic ELB")
     if lines.height == 0:
         return pl.DataFrame(), pl.concat(rejects) if rejects else empty_reject_rows()
     rows, rej = _aws.split_fields(lines, len(FIELDS))
