@@ -232,3 +232,31 @@ def test_rejects_have_reason_offset_and_sha(ingest_files):
     assert rej["byte_offset"][0] == len(good)
     assert rej["line_sha256"][0] == hashlib.sha256(truncated.encode()).hexdigest()
     assert rej["text"][1] == error
+
+
+def test_every_compression_is_read_by_its_magic_bytes(ingest_files):
+    import bz2
+    import lzma
+
+    import zstandard
+
+    line = MAIN.format(t="01/Feb/2023:00:00:00 +0000", i=7, b=1, xff="-").encode()
+    case = ingest_files(
+        {
+            "a.log.bz2": bz2.compress(line),
+            "b.log.zst": zstandard.ZstdCompressor().compress(line.replace(b"/7?", b"/8?")),
+            "c.log.xz": lzma.compress(line.replace(b"/7?", b"/9?")),
+            "renamed-gzip.log": gzip.compress(line.replace(b"/7?", b"/6?")),
+        }
+    )
+    entries = {e["path"].rsplit("/", 1)[-1]: e for e in case.manifest["inputs"]}
+    assert {k: v["compression"] for k, v in entries.items()} == {
+        "a.log.bz2": "bzip2",
+        "b.log.zst": "zstd",
+        "c.log.xz": "xz",
+        "renamed-gzip.log": "gzip",
+    }
+    assert all(e["rows"] == 1 and e["content_bytes"] == len(line) for e in entries.values())
+    assert sorted(case.events().get_column("path").to_list()) == [
+        f"/api/v1/customers/{i}" for i in (6, 7, 8, 9)
+    ]
