@@ -183,3 +183,40 @@ def test_allowlist_applies_retroactively(cases, tmp_path):
     assert not any(f["actor"] and scanner in f["actor"]["client_ips"] for f in again["findings"])
     assert any(scanner in c["actor"]["client_ips"] and "allowlisted" in c["why"] for c in again["cleared"])
     assert again["config_sha256"] != doc["config_sha256"]
+
+
+def test_explain_shows_criteria_values_and_raw_lines(cases):
+    from click.testing import CliRunner
+
+    from forensics.cli import main
+
+    case, doc, _truth = cases[("standard-1", "all")]
+    window = next(f for f in doc["findings"] if f["kind"] == "exfiltration_window")
+    result = CliRunner().invoke(main, ["explain", "--case", str(case), window["id"]])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "exfiltration_window" in out and "max_pause_days" in out and "low_and_slow_score" in out
+    assert "forensics query --case" in out
+    ref = window["evidence"]["sample_refs"][0]
+    assert ref in out
+    # the raw line from the evidence file: an ALB line of the walk
+    assert "GET https://" in out and "/api/v1/customers/" in out
+    missing = CliRunner().invoke(main, ["explain", "--case", str(case), "F9999"])
+    assert missing.exit_code == 1 and "no finding F9999" in missing.output
+
+
+def test_config_defaults_round_trip(tmp_path):
+    import tomllib
+
+    from click.testing import CliRunner
+
+    from forensics import config
+    from forensics.cli import main
+
+    result = CliRunner().invoke(main, ["config", "--defaults"])
+    assert result.exit_code == 0
+    assert tomllib.loads(result.output) == config.DEFAULTS
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[enumeration]\nmin_distinct_objectz = 3\n")
+    with pytest.raises(Exception, match="unknown configuration key enumeration.min_distinct_objectz"):
+        config.load(bad)
