@@ -224,17 +224,8 @@ def exfiltration_per_day(data: ReportData, out: Path) -> Chart | None:
     taken_rows = []
     series = []
     for a in actors:
-        ev = _taking_events(data, a)
-        taken_rows.append(ev.select("source_file", "source_line"))
-        daily = (
-            ev.with_columns(ok_with_body().alias("_ok"))
-            .group_by(pl.col("ts").dt.truncate("1d").alias("day"))
-            .agg(
-                pl.col("object_id").filter(pl.col("_ok")).n_unique().alias("records"),
-                pl.col("bytes_out").sum().alias("bytes"),
-            )
-        )
-        series.append(grid.join(daily, on="day", how="left").fill_null(0).sort("day"))
+        taken_rows.append(_taking_events(data, a).select("source_file", "source_line"))
+        series.append(taken_per_day(data, a))
     f0 = _taking_finding(actors[0])
     endpoint = (f0 or {}).get("endpoint")
     taken = pl.concat(taken_rows).unique()
@@ -331,6 +322,44 @@ def exfiltration_per_day(data: ReportData, out: Path) -> Chart | None:
     )
 
 
+def cumulative(data: ReportData, actor: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per hour, the running count of distinct records the actor received with data, and of distinct ids
+    it asked for (columns hour, len, cum): each object counts once, at its first request."""
+    ev = _taking_events(data, actor).filter(pl.col("object_id").is_not_null())
+
+    def running(frame: pl.DataFrame) -> pl.DataFrame:
+        return (
+            frame.group_by("object_id")
+            .agg(pl.col("ts").min().alias("first"))
+            .group_by(pl.col("first").dt.truncate("1h").alias("hour"))
+            .len()
+            .sort("hour")
+            .with_columns(pl.col("len").cum_sum().alias("cum"))
+        )
+
+    return running(ev.filter(ok_with_body())), running(ev)
+
+
+def taken_per_day(data: ReportData, actor: dict[str, Any]) -> pl.DataFrame:
+    """Per UTC day (every day of the evidence): distinct records the actor received with data, and bytes."""
+    lo, hi = _day_range(data)
+    grid = (
+        pl.datetime_range(lo, hi - timedelta(days=1), "1d", eager=True, time_zone="UTC")
+        .alias("day")
+        .to_frame()
+    )
+    daily = (
+        _taking_events(data, actor)
+        .with_columns(ok_with_body().alias("_ok"))
+        .group_by(pl.col("ts").dt.truncate("1d").alias("day"))
+        .agg(
+            pl.col("object_id").filter(pl.col("_ok")).n_unique().alias("records"),
+            pl.col("bytes_out").sum().alias("bytes"),
+        )
+    )
+    return grid.join(daily, on="day", how="left").fill_null(0).sort("day")
+
+
 def cumulative_records(data: ReportData, out: Path) -> Chart | None:
     actors = data.main_actors()[:MAX_ACTORS]
     if not actors:
@@ -342,27 +371,11 @@ def cumulative_records(data: ReportData, out: Path) -> Chart | None:
         _shade_windows(ax, _windows(data, actors), label=True)
         top = 0
         for i, a in enumerate(actors):
-            ev = _taking_events(data, a)
-            firsts = (
-                ev.filter(ok_with_body() & pl.col("object_id").is_not_null())
-                .group_by("object_id")
-                .agg(pl.col("ts").min().alias("first"))
-            )
-            asked = (
-                ev.filter(pl.col("object_id").is_not_null())
-                .group_by("object_id")
-                .agg(pl.col("ts").min().alias("first"))
-            )
-            for frame, style, what in (
-                (firsts, "-", "records returned with data"),
+            returned, asked = cumulative(data, a)
+            for hourly, style, what in (
+                (returned, "-", "records returned with data"),
                 (asked, ":", "ids requested"),
             ):
-                hourly = (
-                    frame.group_by(pl.col("first").dt.truncate("1h").alias("hour"))
-                    .len()
-                    .sort("hour")
-                    .with_columns(pl.col("len").cum_sum().alias("cum"))
-                )
                 if hourly.height == 0:
                     continue
                 xs = np.concatenate([[_num(lo)], mdates.date2num(_naive(hourly, "hour")), [_num(hi)]])
@@ -517,14 +530,15 @@ def id_walk(data: ReportData, out: Path, index: int, actor: dict[str, Any]) -> C
                     zorder=1,
                 )
             if per_address:
-                palette = mpl.colormaps["tab10"]
+                tab = mpl.colormaps["tab10"]
+                palette = [colour] + [tab(k) for k in (0, 1, 2, 4, 5, 6, 8, 9)]  # no red, no grey
                 for k, ip in enumerate(addresses):
                     pts = mine.filter(pl.col("client").cast(pl.String) == ip)
                     ax.scatter(
                         mdates.date2num(_naive(pts, "ts")),
                         pts.get_column("_id").to_numpy(),
                         s=6,
-                        color=palette(k % 10),
+                        color=palette[k % len(palette)],
                         label=_short(ip, 40) if ax is ax_all else None,
                         zorder=3,
                         linewidths=0,
@@ -713,8 +727,7 @@ def activity_heatmap(data: ReportData, out: Path, index: int, actor: dict[str, A
     with mpl.rc_context(RC):
         fig = Figure(figsize=(12, 5.2), layout="constrained")
         ax = fig.subplots()
-        cmap = mpl.colormaps["YlOrRd"].copy()
-        cmap.set_bad("#f4f6f7")
+        cmap = mpl.colormaps["YlOrRd"].with_extremes(bad="#f4f6f7")
         im = ax.imshow(
             np.ma.masked_equal(grid, 0),
             origin="lower",
@@ -788,10 +801,9 @@ def coverage(data: ReportData, out: Path) -> Chart | None:
         for o in obs
     ]
     with mpl.rc_context(RC):
-        fig = Figure(figsize=(12, 0.62 * len(obs) + 2.4), layout="constrained")
+        fig = Figure(figsize=(12, max(3.8, 0.62 * len(obs) + 2.4)), layout="constrained")
         ax = fig.subplots()
-        cmap = mpl.colormaps["viridis"].copy()
-        cmap.set_bad("#ffffff")
+        cmap = mpl.colormaps["viridis"].with_extremes(bad="#ffffff")
         im = ax.imshow(
             np.ma.masked_equal(grid, 0),
             aspect="auto",

@@ -295,7 +295,7 @@ def coverage_gaps(hourly: pl.DataFrame, min_expected: float = GAP_MIN_EXPECTED_E
         full = full.with_columns(pl.col("hour").dt.hour().alias("hod")).join(rate, on="hod", how="left")
         full = full.with_columns(pl.col("rate").fill_null(0.0)).sort("hour")
         empty = full.get_column("events") == 0
-        run = (empty != empty.shift(1)).cum_sum().alias("run")
+        run = (empty != empty.shift(1)).fill_null(True).cum_sum().alias("run")
         runs = (
             full.with_columns(run, empty.alias("empty"))
             .filter(pl.col("empty"))

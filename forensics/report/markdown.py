@@ -15,14 +15,14 @@ from typing import Any
 from ..safe import html_text, terminal
 from .content import KV, Bullets, Cards, Code, Details, Figure, P, Report, Section, Sub, Table
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~<>])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~])")
 
 
 def md_text(value: object, limit: int = 4000) -> str:
-    """Evidence text made inert in Markdown: one line, HTML-escaped (renderers pass raw HTML through),
-    Markdown punctuation backslash-escaped (no links, emphasis or table cells from a user agent)."""
+    """Evidence text made inert in Markdown: one line, Markdown punctuation backslash-escaped (no links,
+    emphasis or table cells from a user agent), then HTML-escaped (renderers pass raw HTML through)."""
     s = terminal(value, limit).replace("\n", " ").replace("\t", " ")
-    return _MD_SPECIAL.sub(r"\\\1", html_text(s))
+    return html_text(_MD_SPECIAL.sub(r"\\\1", s))
 
 
 def md_code(text: str) -> str:

@@ -434,41 +434,73 @@ def _pool_changes(ev: pl.DataFrame, aid: str, who: str) -> list[Entry]:
         .to_dicts()
     )
     out: list[Entry] = []
-    pool_base = agent_base = 0  # a change starts a new baseline: one entry per change, not one per day
+    # A change starts a new baseline, and the next change needs RECENT_DAYS days of it: one entry per
+    # change, not one per day. A change must hold on the next active day too (a one-day dip is not one).
+    pool_base = agent_base = 0
+
+    def pool_change(i: int, base: int) -> tuple[str, int] | None:
+        recent = days[max(base, i - RECENT_DAYS) : i]
+        typical = sorted(r["addresses"] for r in recent)[len(recent) // 2]
+        word = None
+        for j in (i, i + 1):
+            if j >= len(days):
+                break
+            n = days[j]["addresses"]
+            if abs(n - typical) < POOL_MIN_DELTA or not (
+                n >= POOL_RATIO * typical or n * POOL_RATIO <= typical
+            ):
+                return None
+            w = "grows" if n > typical else "shrinks"
+            if word not in (None, w):
+                return None
+            word = w
+        return (word, typical) if word else None
+
+    def agent_change(i: int, base: int) -> tuple[set[str], float] | None:
+        seen = set().union(*(set(r["agents"]) for r in days[max(base, i - RECENT_DAYS) : i]))
+        result = None
+        for j in (i, i + 1):
+            if j >= len(days):
+                break
+            now = set(days[j]["agents"])
+            if not now or not seen:
+                return None
+            overlap = len(now & seen) / len(now | seen)
+            if overlap >= AGENT_MAX_OVERLAP or len(now - seen) < AGENT_MIN_NEW:
+                return None
+            result = result or (now - seen, overlap)
+        return result
+
     for i, d in enumerate(days):
         if i == 0:
             continue
-        recent = days[max(pool_base, i - RECENT_DAYS) : i]
-        typical = sorted(r["addresses"] for r in recent)[len(recent) // 2]
-        n = d["addresses"]
-        if abs(n - typical) >= POOL_MIN_DELTA and (n >= POOL_RATIO * typical or n * POOL_RATIO <= typical):
-            word = "grows" if n > typical else "shrinks"
-            pool_base = i
-            out.append(
-                Entry(
-                    d["first"],
-                    "address_pool_change",
-                    f"Address pool of {who} {word}: {n} addresses on {d['day']} "
-                    f"against about {typical} a day on the previous active days",
-                    actor_id=aid,
+        if pool_base == 0 or i - pool_base >= RECENT_DAYS:
+            found = pool_change(i, pool_base)
+            if found:
+                word, typical = found
+                pool_base = i
+                out.append(
+                    Entry(
+                        d["first"],
+                        "address_pool_change",
+                        f"Address pool of {who} {word}: {d['addresses']} addresses on {d['day']} "
+                        f"against about {typical} a day on the previous active days",
+                        actor_id=aid,
+                    )
                 )
-            )
-        seen = set().union(*(set(r["agents"]) for r in days[max(agent_base, i - RECENT_DAYS) : i]))
-        now = set(d["agents"])
-        if now and seen:
-            overlap = len(now & seen) / len(now | seen)
-            new = sorted(now - seen)
-            if overlap < AGENT_MAX_OVERLAP and len(new) >= AGENT_MIN_NEW:
+        if agent_base == 0 or i - agent_base >= RECENT_DAYS:
+            changed = agent_change(i, agent_base)
+            if changed:
+                new, overlap = sorted(changed[0]), changed[1]
                 agent_base = i
                 out.append(
                     Entry(
                         d["first"],
                         "user_agent_change",
-                        f"User agents of {who} change on {d['day']}: {len(now)} in use, {len(new)} new "
-                        f"(overlap {overlap:.0%} with the previous active days)"
-                        + (f", e.g. {new[0]}" if new else ""),
+                        f"User agents of {who} change on {d['day']}: {len(d['agents'])} in use, {len(new)} new "
+                        f"(overlap {overlap:.0%} with the previous active days), e.g. {new[0]}",
                         actor_id=aid,
-                        user_agent=new[0] if new else None,
+                        user_agent=new[0],
                     )
                 )
     # A network that later carries a good share of the requests, first used after the first day.
