@@ -116,14 +116,6 @@ def mask_series(values: pl.Series) -> pl.Series:
     return values.scatter(idx, masked)
 
 
-def mask_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """Mask every listed string column that exists in ``frame``."""
-    present = [c for c in columns if c in frame.columns and frame.schema[c] == pl.String]
-    if not present:
-        return frame
-    return frame.with_columns([mask_series(frame.get_column(c)).alias(c) for c in present])
-
-
 def auth_from_header(value: str | None) -> tuple[str | None, str | None]:
     """(auth kind, principal fingerprint) from an Authorization header value."""
     if not value:

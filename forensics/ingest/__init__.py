@@ -38,17 +38,6 @@ INGESTORS: list[Ingestor] = [
 _BY_NAME = {ing.name: ing for ing in INGESTORS}
 
 
-def register(ingestor: Ingestor, before: str | None = None) -> None:
-    """Add an ingestor (format modules call this from :mod:`forensics.ingest.formats`)."""
-    if ingestor.name in _BY_NAME:
-        raise ValueError(f"duplicate ingestor name {ingestor.name!r}")
-    idx = len(INGESTORS)
-    if before is not None and before in _BY_NAME:
-        idx = INGESTORS.index(_BY_NAME[before])
-    INGESTORS.insert(idx, ingestor)
-    _BY_NAME[ingestor.name] = ingestor
-
-
 def get(name: str) -> Ingestor:
     try:
         return _BY_NAME[name]
@@ -118,5 +107,4 @@ __all__ = [
     "Ingestor",
     "detect",
     "get",
-    "register",
 ]

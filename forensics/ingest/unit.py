@@ -8,7 +8,6 @@ process pool, or could run on a cluster for evidence that outgrows one machine.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import uuid
 from collections.abc import Callable
@@ -533,11 +532,6 @@ def _hash_only(evidence: EvidenceFile, result: FileResult) -> None:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def worker_init() -> None:
-    """Process-pool initialiser (spawned workers): nothing global to set beyond the environment."""
-    os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 
 __all__ = ["FileResult", "FileTask", "PartInfo", "UnitResult", "UnitTask", "Detection", "run_unit"]

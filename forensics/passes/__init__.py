@@ -224,7 +224,3 @@ def sample_refs(frame: pl.DataFrame, n: int) -> list[str]:
         f"{f}:{line}"
         for f, line in zip(rows["source_file"].cast(pl.String), rows["source_line"], strict=True)
     ]
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
