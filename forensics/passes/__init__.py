@@ -16,7 +16,6 @@ Prepared events carry, beyond the schema:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
