@@ -839,14 +839,20 @@ def coverage(data: ReportData, out: Path) -> Chart | None:
         cb = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.03)
         cb.set_label("events per hour (log scale)")
         _plain_colorbar(cb)
+        # A source with a handful of busy hours (a reference capture) would be a hairline: mark them.
+        for i in range(len(obs)):
+            busy = np.flatnonzero(grid[i])
+            if 0 < len(busy) <= 30:
+                xs = _num(first_hour) + (busy + 0.5) * bin_h / 24
+                ax.scatter(xs, np.full(len(busy), i), marker="v", s=70, color="#1f618d", zorder=5)
         resolution = "hour" if bin_h == 1 else f"{bin_h} hours"
-        title = f"Evidence coverage: events per hour per source, one column per {resolution} (white: nothing logged"
+        ax.set_xlabel(f"Date (UTC); one column = {resolution}")
+        title = "Evidence coverage per source: events per hour (white: nothing logged"
+        n_gaps = gaps.height
         title += (
-            f"; red boxes: {gaps.height} coverage gap{'s' if gaps.height != 1 else ''})"
-            if gaps.height
-            else ")"
+            f"; red: {n_gaps} coverage gap{'s' if n_gaps != 1 else ''})" if n_gaps else "; no coverage gaps)"
         )
-        ax.set_title(title, fontsize=12)
+        ax.set_title(title, fontsize=13)
         path = _save(fig, out / "coverage.png")
     return Chart(
         "coverage",

@@ -245,9 +245,14 @@ def _summary(data: ReportData, head: dict[str, Any] | None, gaps: pl.DataFrame) 
         )
     if inside.height:
         hours = int(inside.get_column("hours").sum())
+        blind = inside.filter(pl.col("covered_by").list.len() == 0)
         censored += (
             f" Warning: {inside.height} coverage gap(s) ({hours} h in total) fall inside the window; "
-            "requests in them are not in the evidence and not counted."
+            + (
+                f"{blind.height} of them no other source covers: requests then are not in the evidence and not counted."
+                if blind.height
+                else "other sources logged those hours, so their copies of the requests are counted."
+            )
         )
     who = f"{head['actor_id']}, one actor using {head['addresses']:,} address(es)"
     if head["user_agents"]:
@@ -734,7 +739,15 @@ def _coverage(data: ReportData, gaps: pl.DataFrame) -> Section:
     if gaps.height:
         s.blocks.append(
             Table(
-                ["source", "observer", "from (UTC)", "to (UTC)", "hours", "events expected"],
+                [
+                    "source",
+                    "observer",
+                    "from (UTC)",
+                    "to (UTC)",
+                    "hours",
+                    "events expected",
+                    "logged meanwhile by",
+                ],
                 [
                     [
                         g["source_format"],
@@ -743,6 +756,7 @@ def _coverage(data: ReportData, gaps: pl.DataFrame) -> Section:
                         fmt_ts(g["end"]).removesuffix(" UTC"),
                         fmt_num(g["hours"]),
                         fmt_num(round(g["expected_events"])),
+                        ", ".join(g["covered_by"]) or "no other source",
                     ]
                     for g in gaps.iter_rows(named=True)
                 ],
@@ -752,8 +766,8 @@ def _coverage(data: ReportData, gaps: pl.DataFrame) -> Section:
         )
         s.blocks.append(
             P(
-                "Requests in a gap are missing from the evidence unless another observer logged them; windows "
-                "that overlap a gap may be undercounted.",
+                "Requests in a gap are missing from the evidence unless another observer logged them; a window "
+                "that overlaps a gap no other source covers may be undercounted.",
                 "warn",
             )
         )

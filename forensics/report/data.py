@@ -166,8 +166,25 @@ class ReportData:
         return parse_ts(self.doc.get("case", {}).get("last_ts"))
 
     def coverage_gaps(self) -> pl.DataFrame:
-        """Coverage gaps of the traffic observers (see :func:`coverage_gaps`)."""
-        return coverage_gaps(self.hourly.filter(pl.col("role") == "traffic"))
+        """Coverage gaps of the traffic observers (see :func:`coverage_gaps`), with ``covered_by``: the
+        other traffic observers that did log events in the gap (their copies of the requests are counted)."""
+        traffic = self.hourly.filter(pl.col("role") == "traffic")
+        gaps = coverage_gaps(traffic)
+        covered = []
+        for g in gaps.iter_rows(named=True):
+            others = (
+                traffic.filter(
+                    (pl.col("observer") != g["observer"])
+                    & (pl.col("hour") >= g["start"])
+                    & (pl.col("hour") < g["end"])
+                )
+                .get_column("observer")
+                .unique()
+                .sort()
+                .to_list()
+            )
+            covered.append(others)
+        return gaps.with_columns(pl.Series("covered_by", covered, dtype=pl.List(pl.String)))
 
 
 def parse_ts(text: str | None) -> datetime | None:

@@ -207,7 +207,12 @@ def _coverage(data: ReportData) -> list[Entry]:
                 g["start"],
                 "coverage_gap",
                 f"Coverage gap: {g['source_format']} observer {g['observer']} logged nothing for "
-                f"{g['hours']} h until {_when(g['end'])} (about {g['expected_events']:,.0f} events expected)",
+                f"{g['hours']} h until {_when(g['end'])} (about {g['expected_events']:,.0f} events expected; "
+                + (
+                    f"logged meanwhile by {', '.join(g['covered_by'])})"
+                    if g["covered_by"]
+                    else "no other source logged it)"
+                ),
                 source_format=g["source_format"],
                 observer=g["observer"],
                 end=g["end"],

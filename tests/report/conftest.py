@@ -1,7 +1,8 @@
 """Cases for the report tests, built once per session.
 
 * ``sample_case``: ``forensics investigate sample_logs/`` run through the CLI (as the README's main job);
-* ``hard_case``: the hard scenario (seed 4, scale 0.3: residential pool, ids from a list, a pause);
+* ``hard_case``: the hard scenario (seed 4, scale 0.3: residential pool, ids from a list, a pause), with
+  the balancer's logs of 2022-12-20 missing (the gateways' copies remain);
 * ``injected_case``: a small nginx case whose attacker, scanner and paths carry HTML and formula
   payloads (a ``<script>`` user agent, an ``<img onerror>`` path, a ``=HYPERLINK(...)`` user agent).
 
@@ -53,6 +54,9 @@ def hard_case(tmp_path_factory) -> Built:
     base = tmp_path_factory.mktemp("hard")
     evidence, case = base / "evidence", base / "case"
     sample.generate(evidence, scale=0.3, seed=4, profile="hard")
+    # The balancer's logs of one day inside the window are lost: a coverage gap the gateways cover.
+    for day in evidence.glob("AWSLogs/*/elasticloadbalancing/*/2022/12/20"):
+        shutil.rmtree(day)
     api.ingest([str(evidence)], case)
     api.inventory(str(case))
     analyze(case)

@@ -150,3 +150,19 @@ def test_coverage_gaps_are_unexpected_silences_only():
     got = [(g["observer"], g["start"], g["hours"]) for g in gaps.iter_rows(named=True)]
     assert got == [("late", datetime(2023, 1, 1, tzinfo=UTC), 48), ("balancer", hole[0], 6)]
     assert gaps.filter(pl.col("observer") == "balancer").get_column("expected_events")[0] == 180
+
+
+def test_a_lost_day_of_balancer_logs_is_a_gap_the_gateways_cover(hard_case):
+    gaps = [r for r in _lines(hard_case.case) if r["kind"] == "coverage_gap"]
+    assert [(g["observer"], g["datetime"], g["end"]) for g in gaps] == [
+        (
+            "app/api-prod/7f3a9c1d2e4b5a60",
+            "2022-12-20T00:00:00.000000+00:00",
+            "2022-12-21T00:00:00.000000+00:00",
+        )
+    ]
+    assert "logged meanwhile by" in gaps[0]["message"] and "gw1/access.log" in gaps[0]["message"]
+    html = (hard_case.case / "report.html").read_text(encoding="utf-8")
+    assert (
+        "1 coverage gap(s) (24 h in total) fall inside the window; other sources logged those hours" in html
+    )
