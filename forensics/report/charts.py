@@ -104,6 +104,15 @@ def _plain(v: float, _pos: object = None) -> str:
     return f"{v:.3g}"
 
 
+def _compact(v: float, _pos: object = None) -> str:
+    """Axis numbers that never run into each other: 150k, 1.2M."""
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:,.3g}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:,.0f}k"
+    return f"{v:,.4g}"
+
+
 def _count_norm(peak: float) -> Any:
     """Colours for counts: linear for a few per cell (1, 2, 3 read better than a log scale), else log."""
     from matplotlib.colors import Normalize
@@ -669,14 +678,20 @@ def top_clients(data: ReportData, out: Path, n: int = 15) -> Chart | None:
         ax1.set_yticks(y, labels)
         ax1.set_xlabel("requests (whole evidence, de-duplicated)")
         ax2.set_xlabel(f"{unit} sent")
-        _thousands(ax1, "x")
+        for ax in (ax1, ax2):
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.xaxis.set_major_formatter(FuncFormatter(_compact))
         from matplotlib.patches import Patch
 
+        shown = {r["actor"] for r in rows if r["actor"]}
         legend = [
             Patch(color=colour_of[a["id"]], label=f"{_label(a)}: addresses combined")
             for a in main[:MAX_ACTORS]
+            if a["id"] in shown
         ]
-        legend += [Patch(color=SCAN, label="other flagged actor"), Patch(color=OTHER, label="single address")]
+        if any(colour_of.get(a) == SCAN for a in shown):
+            legend.append(Patch(color=SCAN, label="other flagged actor"))
+        legend.append(Patch(color=OTHER, label="other client (one address)"))
         if multi:
             from matplotlib.lines import Line2D
 

@@ -255,8 +255,14 @@ def _summary(data: ReportData, head: dict[str, Any] | None, gaps: pl.DataFrame) 
             )
         )
     who = f"{head['actor_id']}, one actor using {head['addresses']:,} address(es)"
-    if head["user_agents"]:
-        who += f" and {len(head['user_agents'])} user agent(s) (most used: {head['user_agents'][0]})"
+    actor = next((a for a in data.actors() if a["id"] == head["actor_id"]), None)
+    agents = data.user_agents(actor).drop_nulls("user_agent") if actor else None
+    if agents is not None and agents.height:
+        top = agents.row(0, named=True)
+        who += (
+            f" and {agents.height:,} user agent(s) (most used, in {top['requests'] / agents['requests'].sum():.0%} "
+            f"of its requests: {top['user_agent']})"
+        )
     if head["principals"]:
         who += f"; credentials seen: {', '.join(head['principals'][:5])}"
     else:
@@ -393,7 +399,7 @@ def _findings(data: ReportData) -> Section:
         a = f.get("actor")
         if a:
             rows.append(("Actor", f"{a['id']}: {len(a['client_ips']):,} address(es)"))
-            rows.append(("User agents", " | ".join(a["user_agents"]) or "—"))
+            rows.append(("User agents (up to 10, as in findings.json)", " | ".join(a["user_agents"]) or "—"))
             rows.append(("Principals", ", ".join(a["principals"]) or "none (no credentials)"))
         blocks.append(KV(rows))
         if a:

@@ -156,6 +156,16 @@ class ReportData:
         ips = pl.Series(actor["client_ips"], dtype=pl.String).implode()
         return self.events.filter(pl.col("client").is_in(ips))
 
+    def user_agents(self, actor: dict[str, Any]) -> pl.DataFrame:
+        """The actor's user agents by how often it used them (user_agent, requests): all of them, where
+        findings.json lists at most ten, alphabetically."""
+        return (
+            self.actor_events(actor)
+            .group_by(pl.col("user_agent").cast(pl.String))
+            .agg(pl.len().alias("requests"))
+            .sort(["requests", "user_agent"], descending=[True, False], nulls_last=True)
+        )
+
     # ----------------------------------------------------------------------------------------------
     @property
     def first_ts(self) -> datetime | None:
