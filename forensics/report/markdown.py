@@ -15,7 +15,7 @@ from typing import Any
 from ..safe import html_text, terminal
 from .content import KV, Bullets, Cards, Code, Details, Figure, P, Report, Section, Sub, Table
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 
 
 def md_text(value: object, limit: int = 4000) -> str:

@@ -185,3 +185,13 @@ def test_every_csv_is_neutralised(injected_case):
         with open(injected_case.case / name, newline="", encoding="utf-8") as fh:
             cells = [c for row in csv.reader(fh) for c in row]
         assert "'" + FORMULA_UA in cells, name
+
+
+def test_markdown_escaping_keeps_evidence_inert():
+    from forensics.report.markdown import md_code, md_text
+
+    cell = md_text("a | b [x](http://evil.example) *bold* <b>\nnext")
+    assert cell == "a \\| b \\[x\\](http://evil.example) \\*bold\\* &lt;b&gt; next"
+    block = md_code("SELECT '```' FROM events")
+    fence = block.splitlines()[0].removesuffix("text")
+    assert len(fence) == 4 and block.endswith("\n" + fence)
