@@ -440,7 +440,8 @@ def _robust_range(frame: pl.DataFrame) -> tuple[float, float]:
     return float(inside.min()), float(inside.max())
 
 
-def _numeric_ids(frame: pl.DataFrame) -> pl.Expr:
+def _numeric_ids() -> pl.Expr:
+    """Object ids as numbers (ids that are not numbers are left out of the id walk)."""
     return pl.col("object_id").cast(pl.Int64, strict=False)
 
 
@@ -473,7 +474,7 @@ def id_walk(data: ReportData, out: Path, index: int, actor: dict[str, Any]) -> C
         return None
     mine = (
         _taking_events(data, actor)
-        .with_columns(_numeric_ids(data.events).alias("_id"))
+        .with_columns(_numeric_ids().alias("_id"))
         .filter(pl.col("_id").is_not_null())
     )
     if mine.height == 0:
@@ -486,7 +487,7 @@ def id_walk(data: ReportData, out: Path, index: int, actor: dict[str, Any]) -> C
             & (pl.col("method").cast(pl.String) == (f.get("method") or ""))
         )
         .join(taken, on=["source_file", "source_line"], how="anti")
-        .with_columns(_numeric_ids(data.events).alias("_id"))
+        .with_columns(_numeric_ids().alias("_id"))
         .filter(pl.col("_id").is_not_null())
     )
     # The id axis: everyone's ids within 3 IQRs of the quartiles (a scanner probing id 1 would squash the
