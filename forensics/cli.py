@@ -22,7 +22,8 @@ from .errors import ForensicsError
 from .safe import terminal
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# Tables keep a readable width when the output goes to a file or a pipe (rich would assume 80 columns).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
 
 
 class Group(click.Group):
@@ -519,18 +520,24 @@ def print_findings(doc: dict[str, Any]) -> None:
         "requests",
         "records",
     ):
-        table.add_column(col, overflow="fold")
+        table.add_column(
+            col,
+            overflow="fold" if col == "endpoint" else "ellipsis",
+            no_wrap=col != "endpoint",
+            min_width=36 if col == "endpoint" else None,
+            justify="right" if col in ("requests", "records") else "left",
+        )
     for f in doc["findings"]:
         actor = f["actor"]
         who = f"{actor['id']} ({len(actor['client_ips'])} addr)" if actor else ""
         table.add_row(
             f["id"],
-            f["kind"],
+            f["kind"].replace("_", " "),
             f["severity"],
             who,
-            Text(terminal(f"{f['method'] or ''} {f['endpoint'] or ''}", 60)),
-            (f["start"] or "")[:19],
-            (f["end"] or "")[:19],
+            Text(terminal(f"{f['method'] or ''} {f['endpoint'] or ''}".strip(), 60)),
+            (f["start"] or "")[:16].replace("T", " "),
+            (f["end"] or "")[:16].replace("T", " "),
             f"{f['requests']:,}",
             f"{f['distinct_objects']:,}" if f["distinct_objects"] is not None else "",
         )
