@@ -5,7 +5,7 @@ A load balancer (ALB, ELB, CloudFront, …: the *edge*) and the gateway behind i
 origin's events are matched to the edge's:
 
 1. on trace / request ids when both sides logged the same one;
-2. otherwise on (client, method, path, status) and time: a first, wide as-of join on a sample estimates
+2. otherwise on (client, method, path, query, status) and time: a first, wide as-of join on a sample estimates
    the clock skew between the two observers (the median offset of the matches), a second one pairs
    events within a tight tolerance around that skew, one to one.
 
@@ -25,7 +25,8 @@ from typing import Any
 import polars as pl
 
 EDGE_FORMATS = ("alb", "elb_classic", "cloudfront", "gcp_lb", "azure_appgw", "apigw")
-KEY = ["client_ip", "method", "path", "status"]
+#: What two observers agree on for one request (the query string too: paged requests share a path).
+KEY = ["client_ip", "method", "path", "query", "status"]
 
 
 @dataclass

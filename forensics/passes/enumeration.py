@@ -215,7 +215,7 @@ def run(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Finding], pl.DataFra
                 summary=summary,
                 evidence=evidence,
                 query=event_query(
-                    [row["client"]],
+                    ctx.addresses(row["client"]),
                     row["method"],
                     raw_endpoints(row["endpoint_key"]),
                     row["start"],
