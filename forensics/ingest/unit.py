@@ -155,8 +155,7 @@ class PartWriter:
     def _write_all(self, events: list[pl.DataFrame], rejects: list[pl.DataFrame]) -> None:
         if events:
             frame = pl.concat(events, rechunk=False)
-            frame = frame.with_columns(pl.col("ts").dt.date().alias(PARTITION_COLUMN))
-            for (day,), part in frame.partition_by(PARTITION_COLUMN, as_dict=True, include_key=False).items():
+            for day, part in _by_day(frame):
                 self._write(part, f"events/{PARTITION_COLUMN}={day.isoformat()}", "events")
         if rejects:
             self._write(pl.concat(rejects), "rejects", "rejects")
@@ -178,6 +177,21 @@ class PartWriter:
         for fut in self._pending:
             fut.result()
         return sorted(self.parts, key=lambda p: p.path)
+
+
+def _by_day(frame: pl.DataFrame) -> list[tuple[Any, pl.DataFrame]]:
+    """The frame split by UTC day. Logs are written in time order, so a day is usually one contiguous run
+    of rows: then the parts are zero-copy slices; otherwise rows are gathered per day."""
+    days = frame.get_column("ts").dt.date()
+    change = (days != days.shift(1)).fill_null(True)
+    starts = change.arg_true().to_list()
+    run_days = days.gather(starts).to_list()
+    if len(set(run_days)) == len(run_days):
+        bounds = [*starts, frame.height]
+        return [(d, frame.slice(a, b - a)) for d, a, b in zip(run_days, bounds, bounds[1:], strict=False)]
+    keyed = frame.with_columns(days.alias(PARTITION_COLUMN))
+    parts = keyed.partition_by(PARTITION_COLUMN, as_dict=True, include_key=False)
+    return [(day, part) for (day,), part in parts.items()]
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
@@ -259,14 +273,19 @@ def _frame(batch: _Batch, chunk: LineChunk) -> pl.DataFrame:
             "line": chunk.lines,
             "source_line": pl.Series(idx - starts[file_idx] + firsts[file_idx], dtype=pl.UInt64),
             "_idx": pl.Series(idx, dtype=pl.UInt32),
-            "source_file": pl.Series([m.result.path for m in batch.members], dtype=pl.String).gather(
-                file_idx
-            ),
-            "_file_observer": pl.Series([m.observer for m in batch.members], dtype=pl.String).gather(
-                file_idx
-            ),
         }
     )
+    if len(batch.members) == 1:  # a chunk of one file: constants, not a gathered string per row
+        m = batch.members[0]
+        frame = frame.with_columns(
+            pl.lit(m.result.path).alias("source_file"), pl.lit(m.observer).alias("_file_observer")
+        )
+    else:
+        paths = pl.Series([m.result.path for m in batch.members], dtype=pl.String)
+        observers = pl.Series([m.observer for m in batch.members], dtype=pl.String)
+        frame = frame.with_columns(
+            paths.gather(file_idx).alias("source_file"), observers.gather(file_idx).alias("_file_observer")
+        )
     return split_chunks(frame)
 
 
