@@ -48,6 +48,12 @@ MIN_DISTINCT = 5
 MIN_DISTINCT_WORDS = 50
 #: Segments deeper than this are left as they are (bounds the work on pathological paths).
 MAX_DEPTH = 16
+#: Endpoints with more events than this get their median response size from a deterministic sample of
+#: about this many events (an exact median holds every value in memory).
+MEDIAN_SAMPLE = 200_000
+#: Distinct clients and principals per endpoint are counted exactly up to this many; beyond, the count
+#: is a HyperLogLog estimate (within a few percent).
+EXACT_DISTINCT = 100_000
 #: What a refined position becomes (the rule templates use the same placeholder for numbers).
 PLACEHOLDER = "{id}"
 #: A response counts for ``returns_pii_without_auth`` when its status is below this (or unknown):
@@ -204,12 +210,13 @@ def build_inventory(
         pl.col("host").cast(pl.String),
         pl.col("endpoint").cast(pl.String),
         "ts",
-        pl.col("source_format").cast(pl.String),
-        pl.col("source_file").cast(pl.String),
+        pl.col("source_format"),
+        pl.col("source_file").cast(pl.String).is_in(list(reference_files)).alias("_reference"),
         pl.col("status").cast(pl.Int32),
         pl.col("auth").cast(pl.String),
         "pii_kinds",
         "bytes_out",
+        "source_line",
         pl.col("client_ip").cast(pl.String),
         pl.col("principal").cast(pl.String),
     )
@@ -220,43 +227,115 @@ def build_inventory(
         (pl.col("host").is_null() & pl.col("_host").is_not_null()).alias("_unhosted"),
     )
     status = pl.col("status")
-    has_pii = pl.col("pii_kinds").list.len().fill_null(0) > 0
-    personal = pl.col("pii_kinds").list.eval(pl.element().is_in(list(EXPOSURE_KINDS))).list.any()
-    exposed = personal & (pl.col("auth") == "none") & (status.is_null() | (status < PII_STATUS_BELOW))
+    keys = ["method", "host", "endpoint"]
 
     def count(cond: pl.Expr) -> pl.Expr:
         return cond.fill_null(False).sum().cast(pl.UInt32)
 
-    inv = (
-        ev.group_by("method", "host", "endpoint")
+    # Memory stays bounded on tens of millions of events: the per-event aggregations stream; distinct
+    # clients/principals are counted from the distinct (endpoint, client) pairs; the personal-data
+    # columns are only read where a body was scanned; the median is taken on a deterministic sample
+    # of at most about MEDIAN_SAMPLE events per endpoint.
+    main = (
+        ev.group_by(keys)
         .agg(
             pl.len().cast(pl.UInt32).alias("hits"),
-            count(pl.col("source_file").is_in(list(reference_files))).alias("reference_hits"),
+            count(pl.col("_reference")).alias("reference_hits"),
             pl.col("ts").min().alias("first_seen"),
             pl.col("ts").max().alias("last_seen"),
-            pl.col("source_format").drop_nulls().unique().sort().alias("sources"),
             count(status.is_between(200, 299)).alias("status_2xx"),
             count(status.is_between(300, 399)).alias("status_3xx"),
             count(status.is_between(400, 499)).alias("status_4xx"),
             count(status.is_between(500, 599)).alias("status_5xx"),
             count(status.is_null() | ~status.is_between(200, 599)).alias("status_other"),
-            pl.col("auth").drop_nulls().unique().sort().alias("auth_kinds"),
+            count(pl.col("_unhosted")).alias("unhosted_hits"),
+        )
+        .collect(engine="streaming")
+    )
+
+    def distinct(column: str, name: str) -> pl.DataFrame:
+        # Exact on endpoints with up to EXACT_DISTINCT distinct values, a HyperLogLog estimate beyond
+        # (an exact count of millions of addresses holds them all in memory).
+        approx = (
+            ev.group_by(keys)
+            .agg(pl.col(column).approx_n_unique().cast(pl.UInt32).alias(name))
+            .collect(engine="streaming")
+        )
+        small = approx.filter(pl.col(name) <= EXACT_DISTINCT).select(keys)
+        exact = (
+            ev.join(small.lazy(), on=keys, how="semi", nulls_equal=True)
+            .select(*keys, column)
+            .drop_nulls(column)
+            .unique()
+            .group_by(keys)
+            .agg(pl.len().cast(pl.UInt32).alias(name))
+            .collect(engine="streaming")
+        )
+        return approx.join(exact, on=keys, how="left", nulls_equal=True, suffix="_exact").select(
+            *keys,
+            pl.coalesce(f"{name}_exact", pl.when(pl.col(name) > EXACT_DISTINCT).then(name))
+            .fill_null(0)
+            .alias(name),
+        )
+
+    def kinds(column: str, name: str) -> pl.DataFrame:
+        # A list per endpoint from the few distinct (endpoint, value) pairs: list aggregations over
+        # every event would hold them all in memory.
+        return (
+            ev.select(*keys, pl.col(column).cast(pl.String))
+            .drop_nulls(column)
+            .unique()
+            .collect(engine="streaming")
+            .group_by(keys)
+            .agg(pl.col(column).sort().alias(name))
+        )
+
+    scanned = ev.filter(pl.col("pii_kinds").is_not_null())
+    personal = pl.col("pii_kinds").list.eval(pl.element().is_in(list(EXPOSURE_KINDS))).list.any()
+    exposed = personal & (pl.col("auth") == "none") & (status.is_null() | (status < PII_STATUS_BELOW))
+    pii = (
+        scanned.group_by(keys)
+        .agg(
             pl.col("pii_kinds")
             .list.explode(keep_nulls=False, empty_as_null=False)
             .drop_nulls()
             .unique()
-            .sort()
-            .alias("pii_kinds"),
-            count(has_pii).alias("pii_hits"),
-            pl.col("bytes_out").median().alias("median_bytes_out"),
-            pl.col("client_ip").drop_nulls().n_unique().cast(pl.UInt32).alias("clients"),
-            pl.col("principal").drop_nulls().n_unique().cast(pl.UInt32).alias("principals"),
-            count(pl.col("_unhosted")).alias("unhosted_hits"),
+            .sort(),
+            count(pl.col("pii_kinds").list.len() > 0).alias("pii_hits"),
             exposed.fill_null(False).any().alias("returns_pii_without_auth"),
         )
-        .sort(["host", "endpoint", "method"], nulls_last=True)
-        .collect()
+        .collect(engine="streaming")
     )
+    step = max(1, int(main.get_column("hits").max() or 0) // MEDIAN_SAMPLE)
+    sample = pl.col("source_line").hash(seed=3) % step == 0 if step > 1 else pl.lit(True)
+    big = main.filter(pl.col("hits") > MEDIAN_SAMPLE).select(*keys, pl.lit(True).alias("_big"))
+    medians = (
+        ev.join(big.lazy(), on=keys, how="left", nulls_equal=True)
+        .filter(pl.col("_big").is_null() | sample)
+        .group_by(keys)
+        .agg(pl.col("bytes_out").median().alias("median_bytes_out"))
+        .collect(engine="streaming")
+    )
+    inv = main
+    parts = (
+        kinds("source_format", "sources"),
+        kinds("auth", "auth_kinds"),
+        distinct("client_ip", "clients"),
+        distinct("principal", "principals"),
+        pii,
+        medians,
+    )
+    for part in parts:
+        inv = inv.join(part, on=keys, how="left", nulls_equal=True)
+    inv = inv.with_columns(
+        pl.col("sources").fill_null([]),
+        pl.col("auth_kinds").fill_null([]),
+        pl.col("clients").fill_null(0),
+        pl.col("principals").fill_null(0),
+        pl.col("pii_hits").fill_null(0),
+        pl.col("pii_kinds").fill_null([]),
+        pl.col("returns_pii_without_auth").fill_null(False),
+    ).sort(["host", "endpoint", "method"], nulls_last=True)
     inv = inv.select([pl.col(c).cast(t) for c, t in INVENTORY_SCHEMA.items()])
     return inv, mapping
 
