@@ -342,7 +342,13 @@ def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.Da
         ).drop("server_name")
     if "host" in frame.columns:
         # Hosts compare across sources: lower case, without a port (ALB logs "host:443", nginx "$host").
-        frame = frame.with_columns(pl.col("host").str.to_lowercase().str.replace(r":\d+$", ""))
+        # Only the rows that need it are rewritten.
+        host = pl.col("host")
+        needs = host.str.contains(r"[A-Z]|:\d+$").fill_null(False)
+        if frame.select(needs.any()).item():
+            frame = frame.with_columns(
+                pl.when(needs).then(host.str.to_lowercase().str.replace(r":\d+$", "")).otherwise(host)
+            )
     if "bytes_out_total" in frame.columns:
         expr = pl.col("bytes_out_total")
         if "bytes_out" in frame.columns:

@@ -28,7 +28,7 @@ from ._time import CLF_TIME, parse_epoch_seconds, parse_iso_time
 _QUOTED_FAST = r'[^"]*'
 _QUOTED_ESCAPED = r'(?:[^"\\]|\\.)*'
 _TOKEN = r"\S+"  # one space-free token (also "-")
-_LIST = r"\S+(?:,? :? ?\S+)*?"  # "0.001, 0.002 : 0.003" style lists (upstream_*)
+_LIST = r"[^ ,]+(?:(?:, | : )[^ ,]+)*"  # "0.001, 0.002 : 0.003" lists (upstream_*): greedy, unambiguous
 _BRACKETED = r"[^\]]*"
 _ADDR_LIST = r"[^\s,]+(?:,\s*[^\s,]+)*"  # "203.0.113.1, 10.0.0.2" (X-Forwarded-For, unquoted)
 
@@ -366,9 +366,11 @@ def _seconds_to_ms(e: pl.Expr) -> pl.Expr:
 
 
 def _list_total_ms(e: pl.Expr) -> pl.Expr:
-    """``0.001, 0.002 : 0.003`` → total in ms (each attempt and each internal redirect took that long)."""
-    parts = e.str.extract_all(r"\d+(?:\.\d+)?")
-    return parts.list.eval(pl.element().cast(pl.Float64)).list.sum() * 1000.0
+    """``0.001, 0.002 : 0.003`` → total in ms (each attempt and each internal redirect took that long).
+
+    A plain cast of the list of numbers (no per-element expression)."""
+    listed = e.str.extract_all(r"\d+(?:\.\d+)?").cast(pl.List(pl.Float64)).list.sum()
+    return pl.coalesce(e.cast(pl.Float64, strict=False), listed) * 1000.0
 
 
 # Columns set by a canonical field; a callable returns the expression for that column.
