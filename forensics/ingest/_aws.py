@@ -315,3 +315,43 @@ def keep_own_lines(
             reason = reason.when(line.str.contains(rx)).then(pl.lit(name + suffix))
     reason = reason.otherwise(pl.lit(f"does not match the {label} access-log format"))
     return frame.filter(pl.col("_own")).drop("_own"), [reject_frame(other, reason)], False
+
+
+def balancer_event_columns(
+    rows: pl.DataFrame,
+    *,
+    elb: str,
+    status: str,
+    sent: str,
+    received: str,
+    timings: tuple[str, str, str],
+    user_agent: str,
+) -> list[pl.Expr | str]:
+    """The event columns ALB and Classic ELB lines share, from their split fields.
+
+    ``sent``/``received`` are integer columns (-1, "not recorded", is never a size); ``timings`` the three
+    processing times in ms (null when not recorded): the duration is their sum only when all three are
+    known. Client, request and URL columns come from :func:`with_host_port` and :func:`split_request`.
+    """
+    first, second, third = (pl.col(t) for t in timings)
+    return [
+        *[c for c in ("source_line", "source_file", "_file_observer") if c in rows.columns],
+        "ts",
+        pl.col(elb).alias("observer"),
+        "client_ip",
+        "client_port",
+        "method",
+        "scheme",
+        "host",
+        "path",
+        "query",
+        "protocol",
+        "request_line",
+        pl.col(status).cast(pl.Int16, strict=False).alias("status"),
+        pl.when(pl.col(sent) >= 0).then(pl.col(sent)).alias("bytes_out"),
+        pl.when(pl.col(received) >= 0).then(pl.col(received)).alias("bytes_in"),
+        pl.when(first.is_not_null() & second.is_not_null() & third.is_not_null())
+        .then((first + second + third).round(3))
+        .alias("duration_ms"),
+        null_dash(pl.col(user_agent)).alias("user_agent"),
+    ]

@@ -211,26 +211,15 @@ def parse_alb(frame: pl.DataFrame, raw: bytes | None = None) -> tuple[pl.DataFra
         pl.any_horizontal([pl.col(f"x_{k}").is_not_null() for k in _EXTRA_RARE]).alias("_rare")
     )
     columns = [
-        *[c for c in ("source_line", "source_file", "_file_observer") if c in rows.columns],
-        "ts",
-        _col("elb").alias("observer"),
-        "client_ip",
-        "client_port",
-        "method",
-        "scheme",
-        "host",
-        "path",
-        "query",
-        "protocol",
-        "request_line",
-        _col("elb_status_code").cast(pl.Int16, strict=False).alias("status"),
-        # -1 byte counts would be "not recorded", never a size.
-        pl.when(pl.col("bytes_out") >= 0).then(pl.col("bytes_out")).alias("bytes_out"),
-        pl.when(pl.col("bytes_in") >= 0).then(pl.col("bytes_in")).alias("bytes_in"),
-        pl.when(pl.col("_rpt").is_not_null() & pl.col("_tpt").is_not_null() & pl.col("_spt").is_not_null())
-        .then((pl.col("_rpt") + pl.col("_tpt") + pl.col("_spt")).round(3))
-        .alias("duration_ms"),
-        dash(_col("user_agent")).alias("user_agent"),
+        *_aws.balancer_event_columns(
+            rows,
+            elb=_COL["elb"],
+            status=_COL["elb_status_code"],
+            sent="bytes_out",
+            received="bytes_in",
+            timings=("_rpt", "_tpt", "_spt"),
+            user_agent=_COL["user_agent"],
+        ),
         dash(_col("trace_id")).alias("request_id"),
     ]
 

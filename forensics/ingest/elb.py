@@ -112,26 +112,15 @@ def parse_elb(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = _aws.with_host_port(rows, _COL["client"], "client_ip", "client_port")
     rows = _aws.split_request(rows, "_request")
     events = rows.select(
-        *[c for c in ("source_line", "source_file", "_file_observer") if c in rows.columns],
-        "ts",
-        _col("elb").alias("observer"),
-        "client_ip",
-        "client_port",
-        "method",
-        "scheme",
-        "host",
-        "path",
-        "query",
-        "protocol",
-        "request_line",
-        _col("elb_status_code").cast(pl.Int16, strict=False).alias("status"),
-        # -1 byte counts appear on SSL listener lines: "not recorded", never a size.
-        pl.when(pl.col("_tx") >= 0).then(pl.col("_tx")).alias("bytes_out"),
-        pl.when(pl.col("_rx") >= 0).then(pl.col("_rx")).alias("bytes_in"),
-        pl.when(pl.col("_rpt").is_not_null() & pl.col("_bpt").is_not_null() & pl.col("_spt").is_not_null())
-        .then((pl.col("_rpt") + pl.col("_bpt") + pl.col("_spt")).round(3))
-        .alias("duration_ms"),
-        dash(_col("user_agent")).alias("user_agent"),
+        *_aws.balancer_event_columns(
+            rows,
+            elb=_COL["elb"],
+            status=_COL["elb_status_code"],
+            sent="_tx",
+            received="_rx",
+            timings=("_rpt", "_bpt", "_spt"),
+            user_agent=_COL["user_agent"],
+        ),
         _aws.json_object(
             {
                 "listener": pl.when(pl.col("_tcp")).then(pl.lit("tcp")),
