@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import bz2
-import gzip
 import hashlib
 import io
 import lzma
@@ -32,10 +31,13 @@ from typing import BinaryIO, Literal
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from isal import igzip, isal_zlib
 
 from ..errors import InputReadError
 
 CHUNK_BYTES = 16 * 1024 * 1024
+#: What a damaged compressed stream raises, whichever decompressor read it.
+_READ_ERRORS = (OSError, EOFError, zlib.error, isal_zlib.error, lzma.LZMAError, ValueError)
 MAX_LINE = 1024 * 1024
 HEAD_BYTES = 64 * 1024
 
@@ -118,7 +120,7 @@ class EvidenceFile:
             stream = _decompressor(fh, sniff_compression(magic))
             try:
                 return stream.read(size)
-            except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            except _READ_ERRORS as exc:
                 raise InputReadError(f"cannot decompress: {exc}") from exc
 
     def blocks(self, size: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -139,7 +141,7 @@ class EvidenceFile:
             while True:
                 try:
                     data = read(piece)
-                except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+                except _READ_ERRORS as exc:
                     error = exc
                     data = b""
                 if data:
@@ -152,6 +154,13 @@ class EvidenceFile:
                     pending = bytearray()
                 if not data:
                     break
+            if error is not None and compression == "gzip":
+                # ISA-L decompresses in larger steps than the standard library and can stop earlier
+                # before the damage: the standard reader salvages what it can beyond what was read.
+                for data in _salvage_gzip(self.path, content_bytes, piece):
+                    content.update(data)  # type: ignore[union-attr]
+                    content_bytes += len(data)
+                    yield data
             if error is not None:
                 # Hash the rest of the stored file so its sha256 is still the file's.
                 while hashed.read(1 << 20):
@@ -172,9 +181,29 @@ class EvidenceFile:
                 )
 
 
+def _salvage_gzip(path: Path, skip: int, piece: int) -> Iterator[bytes]:
+    """The decompressed bytes after ``skip`` that the standard library's gzip reader can still read."""
+    import gzip
+
+    done = 0
+    with open(path, "rb") as fh, gzip.GzipFile(fileobj=fh, mode="rb") as stream:
+        while True:
+            try:
+                data = stream.read1(piece)
+            except _READ_ERRORS:
+                return
+            if not data:
+                return
+            if done + len(data) > skip:
+                yield data[max(0, skip - done) :]
+            done += len(data)
+
+
 def _decompressor(raw: BinaryIO | io.RawIOBase, compression: str | None) -> BinaryIO:
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+        # ISA-L's gzip reader: the same interface as the standard library's, about three times faster
+        # (an S3 tree of ALB logs is mostly gunzip work).
+        return igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
     if compression == "bzip2":
         return bz2.BZ2File(raw, mode="rb")  # type: ignore[arg-type]
     if compression == "xz":
