@@ -36,6 +36,7 @@ from isal import igzip, isal_zlib
 from ..errors import InputReadError
 
 CHUNK_BYTES = 16 * 1024 * 1024
+BOM = b"\xef\xbb\xbf"
 #: What a damaged compressed stream raises, whichever decompressor read it.
 _READ_ERRORS = (OSError, EOFError, zlib.error, isal_zlib.error, lzma.LZMAError, ValueError)
 MAX_LINE = 1024 * 1024
@@ -339,6 +340,7 @@ def iter_line_chunks(
     carry = b""
     offset = 0  # byte offset of ``carry``'s first byte
     line_no = 1
+    first = True
     skipping: _Oversize | None = None  # an oversize line being skipped (hashed, not kept)
     failure: InputReadError | None = None
     source = iter(blocks)
@@ -350,6 +352,11 @@ def iter_line_chunks(
         except InputReadError as exc:  # deliver what was read before the damage, then re-raise
             failure = exc
             break
+        if first:
+            first = False
+            if block.startswith(BOM):  # a UTF-8 byte-order mark is not part of the first line
+                block = block[len(BOM) :]
+                offset = len(BOM)
         if skipping is not None:
             cut = block.find(b"\n")
             if cut < 0:

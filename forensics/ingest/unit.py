@@ -26,6 +26,7 @@ from ..secrets import mask_text
 from . import detect, get
 from .base import Detection, FileContext, IngestOptions, Ingestor, finalize, local_time_note
 from .reader import (
+    BOM,
     HEAD_BYTES,
     EvidenceFile,
     LineChunk,
@@ -227,11 +228,15 @@ class _Batch:
     nbytes: int = 0
 
     def add_content(self, result: FileResult, content: bytes, observer: str) -> None:
+        base = self.nbytes
+        if content.startswith(BOM):  # a UTF-8 byte-order mark is not part of the first line
+            content = content[len(BOM) :]
+            base -= len(BOM)
         n = content.count(b"\n")
         if content and not content.endswith(b"\n"):
             content += b"\n"  # the last line without a newline is a line
             n += 1
-        self.members.append(_Member(result, observer, self.lines, n, 1, self.nbytes))
+        self.members.append(_Member(result, observer, self.lines, n, 1, base))
         self.contents.append(content)
         self.lines += n
         self.nbytes += len(content)

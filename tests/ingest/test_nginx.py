@@ -260,3 +260,21 @@ def test_every_compression_is_read_by_its_magic_bytes(ingest_files):
     assert sorted(case.events().get_column("path").to_list()) == [
         f"/api/v1/customers/{i}" for i in (6, 7, 8, 9)
     ]
+
+
+def test_byte_order_mark_is_not_part_of_the_first_line(ingest_files):
+    text = MAIN.format(t="01/Feb/2023:00:00:00 +0000", i=1, b=1, xff="-") * 2
+    case = ingest_files({"bom.log": "\ufeff" + text, "bom.log.gz": "\ufeff" + text.replace("/1?", "/2?")})
+    ev = case.events()
+    assert set(ev.get_column("client_ip").to_list()) == {"10.0.0.5"}
+    assert all(e["rows"] == 2 and e["rejected"] == 0 for e in case.manifest["inputs"])
+
+
+def test_byte_order_mark_in_a_streamed_file(tmp_path):
+    from forensics.ingest.reader import iter_line_chunks
+
+    data = b"\xef\xbb\xbfabc\ndef\n"
+    chunks = list(iter_line_chunks(iter([data[:5], data[5:]])))
+    lines = [ln for c in chunks for ln in c.lines.to_list()]
+    offsets = [int(o) for c in chunks for o in c.offsets]
+    assert lines == ["abc", "def"] and offsets == [3, 7]
