@@ -508,18 +508,10 @@ def run_analyze(
 
 
 def print_findings(doc: dict[str, Any]) -> None:
+    from .findings import OVERVIEW_COLUMNS, overview_row
+
     table = Table(title=f"Findings ({len(doc['findings'])})", title_justify="left")
-    for col in (
-        "id",
-        "kind",
-        "severity",
-        "actor",
-        "endpoint",
-        "start (UTC)",
-        "end (UTC)",
-        "requests",
-        "records",
-    ):
+    for col in OVERVIEW_COLUMNS:
         table.add_column(
             col,
             overflow="fold" if col == "endpoint" else "ellipsis",
@@ -528,19 +520,7 @@ def print_findings(doc: dict[str, Any]) -> None:
             justify="right" if col in ("requests", "records") else "left",
         )
     for f in doc["findings"]:
-        actor = f["actor"]
-        who = f"{actor['id']} ({len(actor['client_ips'])} addr)" if actor else ""
-        table.add_row(
-            f["id"],
-            f["kind"].replace("_", " "),
-            f["severity"],
-            who,
-            Text(terminal(f"{f['method'] or ''} {f['endpoint'] or ''}".strip(), 60)),
-            (f["start"] or "")[:16].replace("T", " "),
-            (f["end"] or "")[:16].replace("T", " "),
-            f"{f['requests']:,}",
-            f"{f['distinct_objects']:,}" if f["distinct_objects"] is not None else "",
-        )
+        table.add_row(*[Text(terminal(v, 80)) for v in overview_row(f)])
     out.print(table)
     if doc["cleared"]:
         out.print(f"Cleared after examination: {len(doc['cleared'])} client(s) (see findings.json → cleared)")

@@ -40,6 +40,17 @@ KINDS = (
 )
 SEVERITIES = ("critical", "high", "medium", "low")
 
+_EXPOSURE_KEYS = (
+    "pii_kinds",
+    "auth_kinds",
+    "reference_sources",
+    "log_requests",
+    "log_clients",
+    "status_mix",
+    "criteria",
+    "sample_refs",
+)
+
 EVIDENCE_KEYS: dict[str, tuple[str, ...]] = {
     "enumeration": (
         "distinct_objects",
@@ -81,26 +92,8 @@ EVIDENCE_KEYS: dict[str, tuple[str, ...]] = {
         "criteria",
         "sample_refs",
     ),
-    "sensitive_exposure": (
-        "pii_kinds",
-        "auth_kinds",
-        "reference_sources",
-        "log_requests",
-        "log_clients",
-        "status_mix",
-        "criteria",
-        "sample_refs",
-    ),
-    "unauthenticated_access": (
-        "pii_kinds",
-        "auth_kinds",
-        "reference_sources",
-        "log_requests",
-        "log_clients",
-        "status_mix",
-        "criteria",
-        "sample_refs",
-    ),
+    "sensitive_exposure": _EXPOSURE_KEYS,
+    "unauthenticated_access": _EXPOSURE_KEYS,
     "exfiltration_window": (
         "days_active",
         "days_in_window",
@@ -226,6 +219,40 @@ def _plain(value: Any) -> Any:
     if isinstance(value, set):
         return sorted(_plain(v) for v in value)
     return value
+
+
+#: The one-line view of a finding (terminal table and report overview): column names.
+OVERVIEW_COLUMNS = (
+    "id",
+    "kind",
+    "severity",
+    "actor",
+    "endpoint",
+    "start (UTC)",
+    "end (UTC)",
+    "requests",
+    "records",
+)
+
+
+def overview_row(f: dict[str, Any]) -> list[str]:
+    """One finding of findings.json as the overview table shows it (plain text; escape where rendered)."""
+    actor = f.get("actor")
+
+    def minute(ts: str | None) -> str:
+        return (ts or "")[:16].replace("T", " ")
+
+    return [
+        f["id"],
+        f["kind"].replace("_", " "),
+        f["severity"],
+        f"{actor['id']} ({len(actor['client_ips']):,} addr.)" if actor else "",
+        f"{f.get('method') or ''} {f.get('endpoint') or ''}".strip(),
+        minute(f.get("start")),
+        minute(f.get("end")),
+        f"{f['requests']:,}",
+        f"{f['distinct_objects']:,}" if f.get("distinct_objects") is not None else "",
+    ]
 
 
 def number(findings: list[Finding]) -> list[Finding]:

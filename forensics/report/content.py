@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from .. import __version__
+from ..findings import OVERVIEW_COLUMNS, overview_row
 from .charts import Chart
 from .data import ReportData, headline, parse_ts
 from .timeline import DESCRIPTIONS, Entry
@@ -340,35 +341,8 @@ def _findings(data: ReportData) -> Section:
         return s
     s.blocks.append(
         Table(
-            [
-                "id",
-                "kind",
-                "severity",
-                "actor",
-                "endpoint",
-                "start (UTC)",
-                "end (UTC)",
-                "requests",
-                "records",
-            ],
-            [
-                [
-                    f["id"],
-                    f["kind"].replace("_", " "),
-                    f["severity"],
-                    (
-                        f"{f['actor']['id']} ({len(f['actor']['client_ips']):,} addr.)"
-                        if f.get("actor")
-                        else "—"
-                    ),
-                    f"{f.get('method') or ''} {f.get('endpoint') or ''}".strip() or "—",
-                    fmt_ts(f["start"]).removesuffix(" UTC"),
-                    fmt_ts(f["end"]).removesuffix(" UTC"),
-                    fmt_num(f["requests"]),
-                    fmt_num(f.get("distinct_objects")),
-                ]
-                for f in data.findings
-            ],
+            list(OVERVIEW_COLUMNS),
+            [[v or "—" for v in overview_row(f)] for f in data.findings],
             numeric=(7, 8),
         )
     )
