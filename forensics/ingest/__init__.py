@@ -14,6 +14,7 @@ from .alb import AlbIngestor
 from .apache import ApacheIngestor, apache_presets
 from .apigw import ApiGatewayIngestor
 from .base import Detection, IngestOptions, Ingestor
+from .caddy import CaddyIngestor
 from .cloudfront import CloudFrontIngestor
 from .elb import ElbClassicIngestor
 from .har import HarIngestor
@@ -33,6 +34,7 @@ INGESTORS: list[Ingestor] = [
     CloudFrontIngestor(),
     ApiGatewayIngestor(),
     HarIngestor(),
+    CaddyIngestor(),
 ]
 
 _BY_NAME = {ing.name: ing for ing in INGESTORS}

@@ -1,0 +1,544 @@
+"""Pieces shared by the JSON-record ingestors: GCP, Azure Application Gateway, Kong, Envoy, Traefik, Caddy.
+
+Every one of those formats is a stream of JSON objects (one a line, or inside a document), so they share:
+
+* :func:`decode_objects`: one vectorised ``str.json_decode`` over the batch with the fields the format
+  needs (a fixed struct type, so keys the format does not need are never materialised). polars fails the
+  whole batch on one odd record (invalid JSON, or a value whose JSON type differs from the usual one,
+  such as a header logged as a list when it was repeated); then the batch is decoded again in slices,
+  and only the slices that still fail are read record by record in Python, to reject the invalid
+  records and to project the odd ones onto the expected types.
+* :func:`read_lines` and :func:`read_records`: the ``read_document`` of the ingestors that cannot use
+  the unit's line batches, either because a file may be one JSON document (GCP arrays, Azure
+  ``{"records": [...]}`` blobs, streamed with ijson) or because their reject texts must be masked with
+  knowledge of JSON keys (request headers logged by Kong and Caddy carry credentials that the
+  free-text masking does not recognise, such as ``"apikey": "…"``).
+* small expression helpers: IPv6-safe ``host:port`` splitting, exact epoch-seconds decoding.
+
+Counts always add up: every line (or record of a document) becomes an event or a reject with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ijson
+import polars as pl
+
+from ..errors import InputReadError
+from ..schema import REJECT_TEXT_MAX, conform_rejects, empty_rejects
+from ..secrets import CREDENTIAL_PARAMS, fingerprint, mask_text
+from . import _aws
+from .base import FileContext, empty_reject_rows, reject_frame
+from .nginx_json import _DASH_NUMBER
+from .reader import BOM, EvidenceFile, LineChunk, iter_line_chunks, prefetch
+
+#: Rows per slice when a batch has to be decoded again after a failure.
+FALLBACK_ROWS = 2_000
+#: Records of a JSON document handed to the parser at once.
+DOCUMENT_BATCH = 20_000
+
+Parse = Callable[[pl.DataFrame, FileContext], tuple[pl.DataFrame, pl.DataFrame]]
+
+#: ``"clientPort":-`` (Azure, nginx escape=json): a number that was empty. Repaired to ``null``.
+DASH_NUMBER = _DASH_NUMBER
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoding
+
+
+#: What container runtimes and compose put before each line of a container's output: the CRI/containerd
+#: prefix (``2025-01-01T00:00:00.000000000Z stdout F ``) and docker compose's service column
+#: (``caddy  | ``). Stripped before a line is read.
+CONTAINER_PREFIX = (
+    r"^(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}) (?:stdout|stderr) [FP] )?"
+    r"(?:[A-Za-z0-9][A-Za-z0-9_.-]*\s+\| )?"
+)
+
+
+def strip_container_prefix(frame: pl.DataFrame, column: str = "line") -> pl.DataFrame:
+    """``column`` without a container-runtime or compose prefix (a cheap literal check first)."""
+    has = pl.col(column).str.contains(r"^\d{4}-\d{2}-\d{2}T| \| ")
+    if not frame.select(has.any()).item():
+        return frame
+    return frame.with_columns(pl.col(column).str.replace(CONTAINER_PREFIX, ""))
+
+
+def drop_blank(frame: pl.DataFrame, column: str = "line") -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """(the non-blank rows, [rejects for the blank ones])."""
+    blank = pl.col(column).str.strip_chars() == ""
+    if not frame.select(blank.any()).item():
+        return frame, []
+    return frame.filter(~blank), [reject_frame(frame.filter(blank), "blank line")]
+
+
+def decode_objects(
+    frame: pl.DataFrame, dtype: pl.Struct, column: str = "line"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode ``column`` (JSON object text) into the struct column ``_j``; the rows that are not JSON
+    objects come back as rejects (``invalid JSON`` / ``not a JSON object``).
+
+    ``dtype`` lists only the wanted keys, as ``String`` (numbers and booleans are read as their text),
+    ``List(String)`` or nested ``Struct``; other keys are skipped by the decoder.
+    """
+    expr = pl.col(column).str.json_decode(dtype).alias("_j")
+    try:
+        return frame.with_columns(expr), empty_reject_rows()
+    except pl.exceptions.PolarsError:
+        pass
+    parts: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = []
+    for start in range(0, frame.height, FALLBACK_ROWS):
+        part = frame.slice(start, FALLBACK_ROWS)
+        try:
+            parts.append(part.with_columns(expr))
+            continue
+        except pl.exceptions.PolarsError:
+            pass
+        texts: list[str | None] = []
+        reasons: list[str | None] = []
+        for value in part.get_column(column).to_list():
+            try:
+                obj = json.loads(value)
+            except (ValueError, TypeError):
+                texts.append(None)
+                reasons.append("invalid JSON")
+                continue
+            if not isinstance(obj, dict):
+                texts.append(None)
+                reasons.append("not a JSON object")
+                continue
+            texts.append(json.dumps(_project(obj, dtype), ensure_ascii=False))
+            reasons.append(None)
+        why = pl.Series("_why", reasons, dtype=pl.String)
+        part = part.with_columns(why)
+        bad = part.filter(pl.col("_why").is_not_null())
+        if bad.height:
+            rejects.append(reject_frame(bad, pl.col("_why")))
+        good = part.with_columns(pl.Series("_fixed", texts, dtype=pl.String)).filter(pl.col("_why").is_null())
+        good = good.with_columns(pl.col("_fixed").str.json_decode(dtype).alias("_j")).drop("_fixed", "_why")
+        parts.append(good)
+    out = pl.concat(parts, how="vertical_relaxed") if parts else frame.clear().with_columns(expr)
+    return out, (pl.concat(rejects) if rejects else empty_reject_rows())
+
+
+def _project(value: Any, dtype: pl.DataType) -> Any:
+    """A decoded JSON value reduced to ``dtype``: lists of header values joined by ", " where a single
+    value is expected, objects where text is expected serialised, a single value where a list is
+    expected wrapped. Numbers stay numbers, so they read back exactly as in the vectorised path."""
+    if value is None:
+        return None
+    if isinstance(dtype, pl.Struct):
+        if not isinstance(value, dict):
+            return None
+        return {f.name: _project(value.get(f.name), f.dtype) for f in dtype.fields}
+    if isinstance(dtype, pl.List):
+        items = value if isinstance(value, list) else [value]
+        return [_project(v, dtype.inner) for v in items]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        parts = [_project(v, dtype) for v in value]
+        return ", ".join(str(p) for p in parts if p is not None)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def field(path: str) -> pl.Expr:
+    """``"httpRequest.remoteIp"`` → the struct field of ``_j`` (or an already unnested column)."""
+    parts = path.split(".")
+    expr = pl.col("_j")
+    for p in parts:
+        expr = expr.struct.field(p)
+    return expr
+
+
+def text(expr: pl.Expr) -> pl.Expr:
+    """``-`` and empty mean "no value" (DESIGN.md): null."""
+    return pl.when(~expr.is_in(["-", ""])).then(expr)
+
+
+def first_header(expr: pl.Expr) -> pl.Expr:
+    """A header logged as a list of values (Caddy, Go's ``http.Header``) → its values joined by ", "."""
+    return text(expr.list.join(", "))
+
+
+#: A credential-like parameter in a query string or a request target (``?api_key=…``, ``&token=…``).
+QUERY_CREDENTIAL = r"(?i)(?:^|[?&;])(?:" + CREDENTIAL_PARAMS + r")="
+
+
+def no_credential(headers_logged: pl.Expr, credentials: list[pl.Expr], target: pl.Expr) -> pl.Expr:
+    """``auth`` = ``none`` where a source that logs every request header (Kong, Caddy) shows that the
+    request carried no credential: no credential header and no credential-like query parameter. Null
+    elsewhere (finalize then decides from the credential columns)."""
+    absent = pl.all_horizontal([c.is_null() for c in credentials]) if credentials else pl.lit(True)
+    clean = ~target.str.contains(QUERY_CREDENTIAL).fill_null(False)
+    return pl.when(headers_logged & absent & clean).then(pl.lit("none"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Values
+
+
+def split_address(frame: pl.DataFrame, column: str, host: str, port: str | None = None) -> pl.DataFrame:
+    """``addr[:port]`` → host and port columns, safe for IPv6.
+
+    ``1.2.3.4:80`` and ``name:80`` split on the colon, ``[2001:db8::1]:443`` loses its brackets, and a
+    bare IPv6 address (``2001:db8::1``, ``fe80::1``) is kept whole: its last group is not a port.
+    ``-`` and empty are null.
+    """
+    value = text(pl.col(column).str.strip_chars())
+    bracket = value.str.extract(r"^\[([0-9A-Fa-f:.%a-zA-Z]+)\](?::(\d{1,5}))?$", 1)
+    bracket_port = value.str.extract(r"^\[[^\]]+\]:(\d{1,5})$", 1)
+    single = value.str.count_matches(":") == 1
+    plain_host = pl.when(single).then(value.str.extract(r"^(.*):\d{1,5}$", 1)).otherwise(value)
+    plain_port = pl.when(single).then(value.str.extract(r":(\d{1,5})$", 1))
+    exprs = [pl.coalesce(bracket, pl.coalesce(plain_host, value)).alias(host)]
+    if port is not None:
+        exprs.append(pl.coalesce(bracket_port, plain_port).cast(pl.Int32, strict=False).alias(port))
+    return frame.with_columns(exprs)
+
+
+def epoch_seconds(expr: pl.Expr) -> pl.Expr:
+    """Epoch seconds written as decimal text (``1693840791.7564995``) → UTC, exact to the microsecond
+    (the digits are cut, not rounded through a float). A value with an exponent goes through a float."""
+    whole = expr.str.extract(r"^(-?\d+)(?:\.\d*)?$", 1).cast(pl.Int64, strict=False)
+    frac = expr.str.extract(r"^-?\d+\.(\d+)$", 1).fill_null("0").str.slice(0, 6).str.pad_end(6, "0")
+    micros = whole * 1_000_000 + frac.cast(pl.Int64, strict=False)
+    via_float = (expr.cast(pl.Float64, strict=False) * 1_000_000).round(0).cast(pl.Int64, strict=False)
+    return pl.from_epoch(pl.coalesce(micros, via_float), time_unit="us").dt.replace_time_zone("UTC")
+
+
+def epoch_millis(expr: pl.Expr) -> pl.Expr:
+    """Epoch milliseconds (Kong ``started_at``) → UTC."""
+    ms = expr.cast(pl.Float64, strict=False).round(0).cast(pl.Int64, strict=False)
+    return pl.from_epoch(ms, time_unit="ms").dt.cast_time_unit("us").dt.replace_time_zone("UTC")
+
+
+def number(expr: pl.Expr, dtype: pl.DataType = pl.Int64) -> pl.Expr:
+    """A number logged as a number or as text (``"423"``); ``-``, empty or negative → null."""
+    value = expr.cast(pl.Float64, strict=False)
+    return pl.when(value >= 0).then(value).cast(dtype, strict=False)
+
+
+def json_object(fields: dict[str, pl.Expr]) -> pl.Expr:
+    """``extra``: one JSON object per row (:func:`._aws.json_object`) with only the keys that have a
+    value; null when none has. Vectorised: the encoded nulls are cut out of the text."""
+    encoded = _aws.json_object(fields)
+    compact = encoded.str.replace_all(r',"[^"\\]*":null', "").str.replace(r'^\{"[^"\\]*":null,?', "{")
+    return pl.when(compact != "{}").then(compact)
+
+
+# --------------------------------------------------------------------------------------------------
+# Masking of reject texts
+
+
+#: JSON keys whose values are credentials (request headers as Kong, Caddy, Traefik and Envoy log them).
+_SECRET_KEY = re.compile(
+    r'"((?:[^"\\]|\\.)*?(?:authorization|cookie|api[-_]?key|apikey|token|secret|passw|session)'
+    r'(?:[^"\\]|\\.)*?)"(\s*:\s*)',
+    re.IGNORECASE,
+)
+_STRING = re.compile(r'"((?:[^"\\]|\\.)*)("|$)')
+
+
+def mask_record_text(value: str) -> str:
+    """A record's text with every credential value fingerprinted: the values of credential-named JSON
+    keys (a string, or each string of a list; also when the line is cut inside the value), then the
+    free-text shapes :func:`forensics.secrets.mask_text` knows (bearer tokens, ``key=value``, JWTs)."""
+    out: list[str] = []
+    pos = 0
+    for m in _SECRET_KEY.finditer(value):
+        if m.start() < pos:
+            continue
+        out.append(value[pos : m.end()])
+        pos = m.end()
+        rest = value[pos:]
+        if rest.startswith("["):
+            depth_end = rest.find("]")
+            span = rest if depth_end < 0 else rest[: depth_end + 1]
+            out.append(_STRING.sub(lambda s: '"' + fingerprint(s.group(1)) + s.group(2), span))
+            pos += len(span)
+        elif rest.startswith('"'):
+            s = _STRING.match(rest)
+            if s is not None:
+                out.append('"' + fingerprint(s.group(1)) + s.group(2))
+                pos += s.end()
+    out.append(value[pos:])
+    return mask_text("".join(out)) or ""
+
+
+def _reject_text(raw: bytes) -> tuple[str, str]:
+    text_ = raw[: REJECT_TEXT_MAX * 4].decode("utf-8", "backslashreplace")
+    return hashlib.sha256(raw).hexdigest(), mask_record_text(text_)[:REJECT_TEXT_MAX]
+
+
+def line_reject_rows(rej: pl.DataFrame, chunk: LineChunk, ctx: FileContext, fmt: str) -> pl.DataFrame:
+    """Reject rows (``_idx``, ``source_line``, ``reason``) of a line chunk, with byte offset, the exact
+    line's sha256 and its masked text."""
+    if rej.height == 0:
+        return empty_rejects()
+    shas, texts, offsets = [], [], []
+    for i in rej.get_column("_idx").to_list():
+        sha, masked = _reject_text(chunk.raw_line(i))
+        shas.append(chunk.line_sha.get(i) or sha)
+        texts.append(masked)
+        offsets.append(int(chunk.offsets[i]))
+    return conform_rejects(
+        rej.select("source_line", "reason").with_columns(
+            pl.Series("byte_offset", offsets, dtype=pl.UInt64),
+            pl.Series("line_sha256", shas, dtype=pl.String),
+            pl.Series("text", texts, dtype=pl.String),
+            pl.lit(ctx.source_file).alias("source_file"),
+            pl.lit(fmt).alias("source_format"),
+        )
+    )
+
+
+def _record_reject_rows(rej: pl.DataFrame, texts: list[str], ctx: FileContext, fmt: str) -> pl.DataFrame:
+    """Rejected records of a JSON document: the record re-serialised is the text (no byte offset)."""
+    if rej.height == 0:
+        return empty_rejects()
+    pairs = [
+        _reject_text(texts[i].encode("utf-8", "surrogatepass")) for i in rej.get_column("_idx").to_list()
+    ]
+    return conform_rejects(
+        rej.select("source_line", "reason").with_columns(
+            pl.lit(None, pl.UInt64).alias("byte_offset"),
+            pl.Series("line_sha256", [p[0] for p in pairs], dtype=pl.String),
+            pl.Series("text", [p[1] for p in pairs], dtype=pl.String),
+            pl.lit(ctx.source_file).alias("source_file"),
+            pl.lit(fmt).alias("source_format"),
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Readers for ingestors that are not line-based
+
+
+def read_lines(
+    evidence: EvidenceFile, ctx: FileContext, parse: Parse, fmt: str
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, int]]:
+    """One JSON record a line, chunk by chunk: (events, reject rows, lines read) per chunk."""
+    max_line = ctx.options.max_line
+    chunks = prefetch(iter_line_chunks(evidence.blocks(), max_line=max_line, invalid="replace"))
+    for chunk in chunks:
+        frame = chunk.frame()
+        rejects = []
+        if chunk.too_long:
+            idx = pl.Series(list(chunk.too_long), dtype=pl.UInt32)
+            long_rows = frame.filter(pl.col("_idx").is_in(idx.implode()))
+            reasons = [
+                f"line longer than {max_line} bytes ({chunk.too_long[i]} bytes)"
+                for i in long_rows.get_column("_idx").to_list()
+            ]
+            rejects.append(long_rows.select("_idx", "source_line", pl.Series("reason", reasons)))
+            frame = frame.filter(~pl.col("_idx").is_in(idx.implode()))
+        events, rej = parse(frame, ctx) if frame.height else (pl.DataFrame(), empty_reject_rows())
+        if rej.height:
+            rejects.append(rej.select("_idx", "source_line", "reason"))
+        rej_all = pl.concat(rejects, how="vertical_relaxed") if rejects else empty_reject_rows()
+        yield events, line_reject_rows(rej_all, chunk, ctx, fmt), chunk.lines.len()
+
+
+class BlockStream:
+    """The decompressed blocks as a file for ijson: strips a BOM, optionally repairs ``"key":-`` into
+    ``"key":null`` on the fly (a carry of bytes at each block end keeps a split match intact), and
+    remembers a corrupt-stream error for after the records read before it."""
+
+    _CARRY = 64
+    _DASH = re.compile(rb'(":\s*)-(\s*[,}\]])')
+
+    def __init__(self, blocks: Iterator[bytes], repair: bool = False) -> None:
+        self._blocks = blocks
+        self._buf = b""
+        self._pending = b""
+        self._first = True
+        self._eof = False
+        self._repair = repair
+        self.error: InputReadError | None = None
+        self.repaired = 0
+
+    def _pull(self) -> bool:
+        try:
+            block = next(self._blocks)
+        except StopIteration:
+            block = None
+        except InputReadError as exc:
+            self.error = exc
+            block = None
+        if block is None:
+            self._eof = True
+            data, self._pending = self._pending, b""
+        else:
+            if self._first and block.startswith(BOM):
+                block = block[len(BOM) :]
+            self._first = False
+            data = self._pending + block
+            if self._repair and len(data) > self._CARRY:
+                data, self._pending = data[: -self._CARRY], data[-self._CARRY :]
+            else:
+                data, self._pending = (b"", data) if self._repair else (data, b"")
+        if self._repair and data:
+            data, n = self._DASH.subn(rb"\1null\2", data)
+            self.repaired += n
+        self._buf += data
+        return not self._eof
+
+    def read(self, n: int = -1) -> bytes:
+        while (n < 0 or len(self._buf) < n) and not self._eof:
+            self._pull()
+        if n < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def drain(self) -> None:
+        """Read to the end so the evidence digests cover the whole file."""
+        while self.read(1 << 20):
+            pass
+
+
+def iter_records(stream: BlockStream, list_keys: tuple[str, ...]) -> Iterator[Any]:
+    """The records of a JSON document, one at a time, never the whole document in memory.
+
+    Top-level values follow each other (concatenated or newline-separated documents are fine): an array
+    yields its items; an object whose key in ``list_keys`` holds an array (``{"records": [...]}``,
+    ``{"entries": [...]}``) yields that array's items; any other object is itself a record.
+    """
+    builder: ijson.ObjectBuilder | None = None
+    depth = 0
+    mode: str | None = None  # None | "array" | "object" | "wrapper" | "after"
+    top: ijson.ObjectBuilder | None = None
+    wrapper_key = ""
+    candidate: str | None = None
+    for prefix, event, value in ijson.parse(stream, multiple_values=True, use_float=True):
+        if builder is not None:
+            builder.event(event, value)
+            if event in ("start_map", "start_array"):
+                depth += 1
+            elif event in ("end_map", "end_array"):
+                depth -= 1
+                if depth == 0:
+                    yield builder.value
+                    builder = None
+            continue
+        if mode is None:
+            if event == "start_array":
+                mode = "array"
+            elif event == "start_map":
+                mode, top, candidate = "object", ijson.ObjectBuilder(), None
+                top.event(event, value)
+            else:
+                yield value  # a bare scalar: not a record (the caller rejects it)
+            continue
+        if mode in ("array", "wrapper"):
+            item = "item" if mode == "array" else f"{wrapper_key}.item"
+            if prefix == item and event in ("start_map", "start_array"):
+                builder, depth = ijson.ObjectBuilder(), 1
+                builder.event(event, value)
+            elif prefix == item:
+                yield value
+            elif mode == "array" and prefix == "" and event == "end_array":
+                mode = None
+            elif mode == "wrapper" and prefix == wrapper_key and event == "end_array":
+                mode = "after"
+            continue
+        if mode == "after":
+            if prefix == "" and event == "end_map":
+                mode = None
+            continue
+        # mode == "object": a record, or a wrapper once one of list_keys opens an array
+        if prefix == "" and event == "map_key":
+            candidate = value if value in list_keys else None
+        elif candidate is not None and prefix == candidate and event == "start_array":
+            mode, wrapper_key, top = "wrapper", candidate, None
+            continue
+        assert top is not None
+        top.event(event, value)
+        if prefix == "" and event == "end_map":
+            yield top.value
+            mode, top = None, None
+
+
+def read_records(
+    evidence: EvidenceFile,
+    ctx: FileContext,
+    parse: Parse,
+    fmt: str,
+    list_keys: tuple[str, ...],
+    repair: bool = False,
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, int]]:
+    """A JSON document, streamed: each record re-serialised as one JSON line and parsed in batches by the
+    ingestor's own ``parse``. A record's ``source_line`` is its ordinal in the document. Broken JSON ends
+    the file as *partial*, with every record before the damage kept."""
+    stream = BlockStream(evidence.blocks(), repair=repair)
+    batch: list[str] = []
+    ordinal = 0
+    error: str | None = None
+    try:
+        for record in iter_records(stream, list_keys):
+            batch.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            if len(batch) >= DOCUMENT_BATCH:
+                yield _document_batch(batch, ordinal, ctx, parse, fmt)
+                ordinal += len(batch)
+                batch = []
+    except (ijson.JSONError, ValueError) as exc:
+        error = f"invalid JSON after {ordinal + len(batch)} records: {str(exc).splitlines()[0][:200]}"
+    if batch:
+        yield _document_batch(batch, ordinal, ctx, parse, fmt)
+    stream.drain()
+    if stream.repaired:
+        ctx.notes.append(f'{stream.repaired} empty number(s) written as "-" read as null')
+    if stream.error is not None:
+        raise stream.error
+    if error is not None:
+        raise InputReadError(error)
+
+
+def _document_batch(
+    texts: list[str], ordinal: int, ctx: FileContext, parse: Parse, fmt: str
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    n = len(texts)
+    frame = pl.DataFrame(
+        {
+            "line": pl.Series(texts, dtype=pl.String),
+            "source_line": pl.int_range(ordinal + 1, ordinal + n + 1, dtype=pl.UInt64, eager=True),
+            "_idx": pl.int_range(0, n, dtype=pl.UInt32, eager=True),
+        }
+    )
+    events, rej = parse(frame, ctx)
+    return events, _record_reject_rows(rej, texts, ctx, fmt), n
+
+
+__all__ = [
+    "DASH_NUMBER",
+    "QUERY_CREDENTIAL",
+    "CONTAINER_PREFIX",
+    "BlockStream",
+    "decode_objects",
+    "drop_blank",
+    "epoch_millis",
+    "epoch_seconds",
+    "field",
+    "first_header",
+    "iter_records",
+    "json_object",
+    "line_reject_rows",
+    "mask_record_text",
+    "no_credential",
+    "number",
+    "read_lines",
+    "read_records",
+    "split_address",
+    "strip_container_prefix",
+    "text",
+]
