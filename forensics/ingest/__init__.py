@@ -17,10 +17,13 @@ from .base import Detection, IngestOptions, Ingestor
 from .caddy import CaddyIngestor
 from .cloudfront import CloudFrontIngestor
 from .elb import ElbClassicIngestor
+from .envoy import EnvoyIngestor
 from .har import HarIngestor
+from .kong import KongIngestor
 from .logformat import FAMILIES, compile_format
 from .nginx import NginxIngestor, nginx_presets
 from .nginx_json import NginxJsonIngestor
+from .traefik import TraefikIngestor
 
 MIN_CONFIDENCE = 0.4
 
@@ -35,6 +38,9 @@ INGESTORS: list[Ingestor] = [
     ApiGatewayIngestor(),
     HarIngestor(),
     CaddyIngestor(),
+    KongIngestor(),
+    TraefikIngestor(),
+    EnvoyIngestor(),
 ]
 
 _BY_NAME = {ing.name: ing for ing in INGESTORS}
