@@ -13,11 +13,13 @@ from ..errors import ForensicsError
 from .alb import AlbIngestor
 from .apache import ApacheIngestor, apache_presets
 from .apigw import ApiGatewayIngestor
+from .azure_appgw import AzureAppGatewayIngestor
 from .base import Detection, IngestOptions, Ingestor
 from .caddy import CaddyIngestor
 from .cloudfront import CloudFrontIngestor
 from .elb import ElbClassicIngestor
 from .envoy import EnvoyIngestor
+from .gcp_lb import GcpLoadBalancerIngestor
 from .har import HarIngestor
 from .kong import KongIngestor
 from .logformat import FAMILIES, compile_format
@@ -41,6 +43,8 @@ INGESTORS: list[Ingestor] = [
     KongIngestor(),
     TraefikIngestor(),
     EnvoyIngestor(),
+    GcpLoadBalancerIngestor(),
+    AzureAppGatewayIngestor(),
 ]
 
 _BY_NAME = {ing.name: ing for ing in INGESTORS}
