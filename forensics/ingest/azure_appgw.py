@@ -184,7 +184,7 @@ def _events(rows: pl.DataFrame) -> pl.DataFrame:
         | taken.str.contains(".", literal=True).fill_null(False)
     )
     seconds = taken.cast(pl.Float64, strict=False)
-    duration = pl.when(v2).then(seconds * 1000.0).otherwise(seconds)
+    duration = pl.when(v2).then((seconds * 1000.0).round(6)).otherwise(seconds)
     host = _prop("host")
     extra = R.json_object(
         {

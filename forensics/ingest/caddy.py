@@ -40,7 +40,6 @@ Mapping to the event schema:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 
 import polars as pl
@@ -95,7 +94,6 @@ DTYPE = pl.Struct(
 ACCESS_LOGGER = "http.log.access"
 #: Values Caddy writes in place of a credential it does not log.
 _WITHHELD = ("REDACTED", "")
-_COMPOSE = re.compile(R.CONTAINER_PREFIX)
 _GO_DURATION = r"^([0-9.]+)(ns|us|µs|ms|s|m|h)$"
 _UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
 
@@ -105,7 +103,7 @@ def _duration_ms(expr: pl.Expr) -> pl.Expr:
     seconds = expr.cast(pl.Float64, strict=False) * 1000.0
     value = expr.str.extract(_GO_DURATION, 1).cast(pl.Float64, strict=False)
     unit = expr.str.extract(_GO_DURATION, 2).replace_strict(_UNIT_MS, default=None, return_dtype=pl.Float64)
-    return pl.coalesce(seconds, value * unit)
+    return pl.coalesce(seconds, value * unit).round(6)
 
 
 def _credential(header: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -225,7 +223,7 @@ def _events(rows: pl.DataFrame) -> pl.DataFrame:
 
 def _kind(line: str) -> str | None:
     """ "access", "caddy" (another Caddy log line) or None, for one head line."""
-    line = _COMPOSE.sub("", line, count=1).strip()
+    line = R.strip_prefix_text(line).strip()
     if not line.startswith("{"):
         return None
     try:

@@ -170,7 +170,7 @@ def _events(rows: pl.DataFrame) -> pl.DataFrame:
     rows = rows.with_columns(_http("remoteIp").alias("_remote"))
     rows = R.split_address(rows, "_remote", "_client", "_client_port")
     label = {k: R.text(R.field(f"resource.labels.{k}")) for k in _LABELS}
-    latency = _http("latency").str.strip_suffix("s").cast(pl.Float64, strict=False) * 1000.0
+    latency = (_http("latency").str.strip_suffix("s").cast(pl.Float64, strict=False) * 1000.0).round(6)
     policy = "enforcedSecurityPolicy."
     extra = R.json_object(
         {
