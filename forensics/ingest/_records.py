@@ -386,6 +386,7 @@ class BlockStream:
     def __init__(self, blocks: Iterator[bytes], repair: bool = False) -> None:
         self._blocks = blocks
         self._buf = b""
+        self._pos = 0  # read position in _buf
         self._pending = b""
         self._first = True
         self._eof = False
@@ -419,19 +420,41 @@ class BlockStream:
         self._buf += data
         return not self._eof
 
-    def read(self, n: int = -1) -> bytes:
+    def _fill(self, n: int) -> None:
+        """Pull blocks until ``n`` unread bytes are buffered (or the end); the read part is dropped first,
+        so a block is copied once, not at every small read."""
+        if self._eof or (n >= 0 and len(self._buf) - self._pos >= n):
+            return
+        self._buf, self._pos = self._buf[self._pos :], 0
         while (n < 0 or len(self._buf) < n) and not self._eof:
             self._pull()
-        if n < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
+
+    def read(self, n: int = -1) -> bytes:
+        self._fill(n)
+        end = len(self._buf) if n < 0 else self._pos + n
+        out = self._buf[self._pos : end]
+        self._pos = min(end, len(self._buf))
         return out
+
+    def peek(self, n: int) -> bytes:
+        """The next ``n`` bytes, left unread."""
+        self._fill(n)
+        return self._buf[self._pos : self._pos + n]
 
     def drain(self) -> None:
         """Read to the end so the evidence digests cover the whole file."""
         while self.read(1 << 20):
             pass
+
+
+def _item_prefix(head: bytes, list_keys: tuple[str, ...]) -> str | None:
+    """The ijson prefix of the records when the document opens in one of the two usual shapes."""
+    if re.match(rb"\s*\[", head):
+        return "item"
+    m = re.match(rb'\s*\{\s*"([^"\\]+)"\s*:\s*\[', head)
+    if m is not None and m.group(1).decode() in list_keys:
+        return m.group(1).decode() + ".item"
+    return None
 
 
 def iter_records(stream: BlockStream, list_keys: tuple[str, ...]) -> Iterator[Any]:
@@ -440,7 +463,20 @@ def iter_records(stream: BlockStream, list_keys: tuple[str, ...]) -> Iterator[An
     Top-level values follow each other (concatenated or newline-separated documents are fine): an array
     yields its items; an object whose key in ``list_keys`` holds an array (``{"records": [...]}``,
     ``{"entries": [...]}``) yields that array's items; any other object is itself a record.
+
+    A document that opens as an array, or with a list key, is read by ijson's C item builder (several
+    times faster); its concatenated followers are expected to have the same shape, as one producer
+    writes them. Any other opening goes through the general event walk below.
     """
+    prefix = _item_prefix(stream.peek(4096), list_keys)
+    if prefix is not None:
+        yield from ijson.items(stream, prefix, multiple_values=True, use_float=True)
+        return
+    yield from _walk_records(stream, list_keys)
+
+
+def _walk_records(stream: BlockStream, list_keys: tuple[str, ...]) -> Iterator[Any]:
+    """:func:`iter_records` for any opening, event by event."""
     builder: ijson.ObjectBuilder | None = None
     depth = 0
     mode: str | None = None  # None | "array" | "object" | "wrapper" | "after"
