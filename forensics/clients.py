@@ -116,7 +116,9 @@ def resolve_clients(frame: pl.DataFrame, nets: Sequence[Network]) -> pl.DataFram
     odd = pl.col("_ra").str.contains(r"[\[\]\s\"]|^\d+\.\d+\.\d+\.\d+:\d+$").fill_null(False) | pl.col(
         "_xff"
     ).str.contains(r"[\[\]\s\"]|^\d+\.\d+\.\d+\.\d+:\d+$").fill_null(False)
-    work = work.with_columns((is_chain | odd | pl.lit(no_peer)).alias("_slow"))
+    # No peer on this row but a chain: the chain alone decides (as when the format logs no peer at all).
+    peerless = pl.col("_ra").is_null() & pl.col("_xff").is_not_null()
+    work = work.with_columns((is_chain | odd | peerless | pl.lit(no_peer)).alias("_slow"))
     any_slow = bool(work.get_column("_slow").any())
     slow = work.filter(pl.col("_slow")) if any_slow else work.clear()
     fast = work.filter(~pl.col("_slow")) if any_slow else work

@@ -53,3 +53,21 @@ def test_empty_frame_keeps_schema():
         pl.DataFrame(schema={"remote_addr": pl.String, "xff": pl.String}), trusted_networks()
     )
     assert out.height == 0 and out.schema["client_ip"] == pl.String
+
+
+def test_a_row_without_a_peer_resolves_from_its_chain():
+    assert _resolve([(None, "198.51.100.4"), ("10.0.0.1", "198.51.100.5"), (None, None)]) == [
+        ("198.51.100.4", None),
+        ("198.51.100.5", "10.0.0.1"),
+        (None, None),
+    ]
+
+
+def test_host_port_split_keeps_bare_ipv6_whole():
+    from forensics.ingest._aws import split_host_port
+
+    host, port = split_host_port(pl.col("a"))
+    values = ["fe80::1", "1.2.3.4:80", "[2001:db8::1]:443", "[2001:db8::1]", "host:8080", "170.01.01.02", "-"]
+    out = pl.DataFrame({"a": values}).select(host.alias("h"), port.alias("p"))
+    assert out.rows() == [("fe80::1", None), ("1.2.3.4", 80), ("2001:db8::1", 443), ("2001:db8::1", None),
+                          ("host", 8080), ("170.01.01.02", None), (None, None)]
