@@ -30,11 +30,13 @@ CREDENTIAL_PARAMS = (
 #  2. user:password@ in URLs
 #  3. Authorization schemes in free text ("Bearer xyz", "Basic dXNlcjpwYXNz")
 #  4. bare JWTs anywhere
+#  5. JSON members whose key is a credential name or a secret-bearing header ("api_key": "…")
 _PAIR = r"(?:^|[?&;\s\"',{(])(?:" + CREDENTIAL_PARAMS + r")=[^&#;\s\"',}]+"
 _USERINFO = r"://[^/@\s:\"]+:[^/@\s\"]+@"
 _SCHEME = r"(?:[Bb]earer|[Bb]asic|[Tt]oken|[Dd]igest)\s+[A-Za-z0-9._~+/=-]{8,}"
 _JWT = r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
-SECRET_RE = "(?i)(?:" + _PAIR + "|" + _USERINFO + "|" + _SCHEME + "|" + _JWT + ")"
+_JSON_PAIR = r'"(?:' + CREDENTIAL_PARAMS + r'|cookie|set-cookie|x-api-key)"\s*:\s*"[^"]+"'
+SECRET_RE = "(?i)(?:" + _PAIR + "|" + _USERINFO + "|" + _SCHEME + "|" + _JWT + "|" + _JSON_PAIR + ")"
 _SECRET_PY = re.compile(SECRET_RE)
 #: Literals one of which every credential shape contains (checked case-insensitively, with
 #: Aho-Corasick, before the regex): the parameter names (``api_key=`` contains ``key=``, ``password``
@@ -58,6 +60,12 @@ _PREFILTER = [
     "basic",
     "digest",
     "eyj",
+    'key"',
+    'sig"',
+    'sid"',
+    'pwd"',
+    'code"',
+    "cookie",
 ]
 _FP_RE = re.compile(r"^fp:[0-9a-f]{16}$")
 
@@ -70,6 +78,13 @@ def fingerprint(value: str) -> str:
 def _mask_match(match: str) -> str:
     """Replacement for one credential substring found by SECRET_RE."""
     low = match.lower()
+    if match.startswith('"'):
+        key, _, rest = match.partition(":")
+        sep_len = len(rest) - len(rest.lstrip())
+        value = rest[sep_len + 1 : -1]
+        if _FP_RE.match(value):
+            return match
+        return f'{key}:{rest[:sep_len]}"{fingerprint(value)}"'
     if low.startswith("eyj"):
         return fingerprint(match)
     if match.startswith("://"):

@@ -69,5 +69,12 @@ def test_host_port_split_keeps_bare_ipv6_whole():
     host, port = split_host_port(pl.col("a"))
     values = ["fe80::1", "1.2.3.4:80", "[2001:db8::1]:443", "[2001:db8::1]", "host:8080", "170.01.01.02", "-"]
     out = pl.DataFrame({"a": values}).select(host.alias("h"), port.alias("p"))
-    assert out.rows() == [("fe80::1", None), ("1.2.3.4", 80), ("2001:db8::1", 443), ("2001:db8::1", None),
-                          ("host", 8080), ("170.01.01.02", None), (None, None)]
+    assert out.rows() == [
+        ("fe80::1", None),
+        ("1.2.3.4", 80),
+        ("2001:db8::1", 443),
+        ("2001:db8::1", None),
+        ("host", 8080),
+        ("170.01.01.02", None),
+        (None, None),
+    ]

@@ -99,3 +99,14 @@ def test_every_credential_parameter_passes_the_prefilter():
     for name, value in zip(names, masked, strict=True):
         assert TOKEN not in value, name
         assert value == f"a=1&{name}={fingerprint(TOKEN)}"
+
+
+def test_json_members_holding_credentials_are_masked():
+    text = f'{{"user":"bob","api_key": "{TOKEN}","Cookie":"sid={TOKEN}","monkey":"{TOKEN}"}}'
+    got = mask_text(text)
+    assert f'"api_key": "{fingerprint(TOKEN)}"' in got
+    assert '"Cookie":"fp:' in got
+    assert f'"monkey":"{TOKEN}"' in got  # not a credential name
+    assert got.count(TOKEN) == 1
+    assert mask_text(got) == got  # idempotent
+    assert mask_series(pl.Series([text, None])).to_list() == [got, None]
