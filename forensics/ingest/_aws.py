@@ -324,6 +324,34 @@ def keep_own_lines(
     return frame.filter(pl.col("_own")).drop("_own"), [reject_frame(other, reason)], False
 
 
+def reject_malformed(
+    rows: pl.DataFrame,
+    rejects: list[pl.DataFrame],
+    last_field: pl.Expr,
+    byte_counts: tuple[str, str],
+    min_fields: int,
+    fmt: str,
+) -> pl.DataFrame:
+    """Keep the rows with a timestamp, all fields (the last expected one is present) and numeric byte
+    counts; the others become rejects with the first reason that applies."""
+    ts_ok = pl.col("ts").is_not_null()
+    long_enough = last_field.is_not_null() & (last_field != "")  # "" = missing field
+    numbers = pl.col(byte_counts[0]).is_not_null() & pl.col(byte_counts[1]).is_not_null()
+    ok = ts_ok & long_enough & numbers
+    bad = rows.filter(~ok)
+    if bad.height:
+        reason = (
+            pl.when(~ts_ok)
+            .then(pl.lit("unparseable timestamp"))
+            .when(~long_enough)
+            .then(pl.lit(f"truncated line: fewer than {min_fields} fields"))
+            .otherwise(pl.lit(f"does not match the {fmt} access-log format (byte counts are not numbers)"))
+        )
+        rejects.append(reject_frame(bad, reason))
+        rows = rows.filter(ok)
+    return rows
+
+
 def balancer_event_columns(
     rows: pl.DataFrame,
     *,

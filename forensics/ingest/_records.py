@@ -328,7 +328,7 @@ def line_reject_rows(rej: pl.DataFrame, chunk: LineChunk, ctx: FileContext, fmt:
     )
 
 
-def _record_reject_rows(rej: pl.DataFrame, texts: list[str], ctx: FileContext, fmt: str) -> pl.DataFrame:
+def record_reject_rows(rej: pl.DataFrame, texts: list[str], ctx: FileContext, fmt: str) -> pl.DataFrame:
     """Rejected records of a JSON document: the record re-serialised is the text (no byte offset)."""
     if rej.height == 0:
         return empty_rejects()
@@ -579,7 +579,7 @@ def _document_batch(
         }
     )
     events, rej = parse(frame, ctx)
-    return events, _record_reject_rows(rej, texts, ctx, fmt), n
+    return events, record_reject_rows(rej, texts, ctx, fmt), n
 
 
 __all__ = [
@@ -596,6 +596,7 @@ __all__ = [
     "iter_records",
     "json_object",
     "line_reject_rows",
+    "record_reject_rows",
     "mask_record_text",
     "no_credential",
     "number",

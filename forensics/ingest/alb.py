@@ -50,7 +50,7 @@ import re
 import polars as pl
 
 from . import _aws
-from .base import Detection, FileContext, Ingestor, empty_reject_rows, reject_frame, sniff_lines
+from .base import Detection, FileContext, Ingestor, empty_reject_rows, sniff_lines
 
 #: The fields of an ALB access-log line, in order; the column name used while parsing is ``c<index>``.
 FIELDS: tuple[str, ...] = (
@@ -118,26 +118,6 @@ def _col(name: str) -> pl.Expr:
     return pl.col(_COL[name])
 
 
-def _reject_malformed(rows: pl.DataFrame, rejects: list[pl.DataFrame]) -> pl.DataFrame:
-    """Keep the rows that are ALB lines; the others become rejects with the reason."""
-    ts_ok = pl.col("ts").is_not_null()
-    long_enough = _col("target_group_arn").is_not_null() & (_col("target_group_arn") != "")  # "" = missing
-    numbers = pl.col("bytes_in").is_not_null() & pl.col("bytes_out").is_not_null()
-    ok = ts_ok & long_enough & numbers
-    bad = rows.filter(~ok)
-    if bad.height:
-        reason = (
-            pl.when(~ts_ok)
-            .then(pl.lit("unparseable timestamp"))
-            .when(~long_enough)
-            .then(pl.lit(f"truncated line: fewer than {MIN_FIELDS} fields"))
-            .otherwise(pl.lit("does not match the ALB access-log format (byte counts are not numbers)"))
-        )
-        rejects.append(reject_frame(bad, reason))
-        rows = rows.filter(ok)
-    return rows
-
-
 #: extra keys every line carries (null when the line says "-").
 _EXTRA_COMMON = (
     "type",
@@ -183,7 +163,9 @@ def parse_alb(frame: pl.DataFrame, raw: bytes | None = None) -> tuple[pl.DataFra
         _col("received_bytes").cast(pl.Int64, strict=False).alias("bytes_in"),
         _col("sent_bytes").cast(pl.Int64, strict=False).alias("bytes_out"),
     )
-    rows = _reject_malformed(rows, rejects)
+    rows = _aws.reject_malformed(
+        rows, rejects, _col("target_group_arn"), ("bytes_in", "bytes_out"), MIN_FIELDS, "ALB"
+    )
     rows = rows.with_columns(
         _aws.seconds_ms(_col("request_processing_time")).alias("_rpt"),
         _aws.seconds_ms(_col("target_processing_time")).alias("_tpt"),

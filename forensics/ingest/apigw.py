@@ -46,7 +46,6 @@ Mapping to the event schema:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -56,12 +55,19 @@ import ijson
 import polars as pl
 
 from ..errors import InputReadError
-from ..schema import REJECT_TEXT_MAX, conform_rejects, empty_rejects
-from ..secrets import mask_text
 from . import _aws
+from ._records import BlockStream, line_reject_rows, record_reject_rows
 from ._time import CLF_TIME
-from .base import Detection, FileContext, Ingestor, empty_reject_rows, reject_frame, sniff_lines
-from .reader import EvidenceFile, LineChunk, iter_line_chunks, prefetch
+from .base import (
+    Detection,
+    FileContext,
+    Ingestor,
+    detect_by_line_kind,
+    empty_reject_rows,
+    reject_frame,
+    sniff_lines,
+)
+from .reader import EvidenceFile, iter_line_chunks, prefetch
 
 # --------------------------------------------------------------------------------------------------
 # The CLF preset, one named fragment per $context variable.
@@ -425,18 +431,11 @@ class ApiGatewayIngestor(Ingestor):
         first = body[0].lstrip()
         if not (first[:1] in "{[" or first[:1].isdigit() or first[:1] in "abcdefABCDEF:"):
             return None  # cheap literal check: JSON, an address or an export timestamp starts the file
-        kinds = [_record_kind(ln) for ln in body]
-        ok = sum(1 for k in kinds if k)
-        if ok:
-            variant = max({k for k in kinds if k}, key=kinds.count)
-            conf = 0.92 * ok / len(body)
-            return Detection(
-                self.name,
-                round(conf, 3),
-                f"{ok}/{len(body)} head lines are API Gateway access-log records ({variant})",
-                params={"mode": "lines"},
-                variant=variant,
-            )
+        lines_claim = detect_by_line_kind(
+            self.name, body, _record_kind, "API Gateway access-log records", 0.92, {"mode": "lines"}
+        )
+        if lines_claim is not None:
+            return lines_claim
         # A JSON document (pretty-printed or concatenated envelopes, filter-log-events output).
         head = "\n".join(body)
         wrapped = first[:1] in "{[" and ('"logEvents"' in head or '"events"' in head) and '"message"' in head
@@ -477,7 +476,7 @@ class ApiGatewayIngestor(Ingestor):
             events, rej = parse_apigw(frame) if frame.height else (pl.DataFrame(), empty_reject_rows())
             if rej.height:
                 rejects.append(rej.select("_idx", "source_line", "reason"))
-            rej_rows = _line_rejects(
+            rej_rows = line_reject_rows(
                 pl.concat(rejects) if rejects else empty_reject_rows(), chunk, ctx, self.name
             )
             yield events, rej_rows, events.height + rej_rows.height
@@ -485,7 +484,7 @@ class ApiGatewayIngestor(Ingestor):
     def _read_json_document(
         self, evidence: EvidenceFile, ctx: FileContext
     ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, int]]:
-        stream = _BlockStream(evidence.blocks())
+        stream = BlockStream(evidence.blocks())
         batch: list[tuple[str | None, int | None, str | None, str | None]] = []
         ordinal = 0
         error: str | None = None
@@ -544,90 +543,12 @@ class ApiGatewayIngestor(Ingestor):
             rejects.append(rej.select("_idx", "source_line", "reason"))
         texts = [b[0] if b[0] is not None else "" for b in batch]
         rej_all = pl.concat(rejects) if rejects else empty_reject_rows()
-        rows = _record_rejects(rej_all, texts, ctx, self.name)
+        rows = record_reject_rows(rej_all, texts, ctx, self.name)
         return events, rows, n
 
 
 # --------------------------------------------------------------------------------------------------
-# Reject rows for the document reader (the unit builds them for line formats).
-
-
-def _reject_text(raw: bytes) -> tuple[str, str]:
-    text = raw[: REJECT_TEXT_MAX * 4].decode("utf-8", "backslashreplace")[:REJECT_TEXT_MAX]
-    return hashlib.sha256(raw).hexdigest(), mask_text(text)
-
-
-def _line_rejects(rej: pl.DataFrame, chunk: LineChunk, ctx: FileContext, fmt: str) -> pl.DataFrame:
-    if rej.height == 0:
-        return empty_rejects()
-    shas, texts, offsets = [], [], []
-    for i in rej.get_column("_idx").to_list():
-        raw = chunk.raw_line(i)
-        sha, text = _reject_text(raw)
-        shas.append(chunk.line_sha.get(i) or sha)
-        texts.append(text)
-        offsets.append(int(chunk.offsets[i]))
-    return conform_rejects(
-        rej.select("source_line", "reason").with_columns(
-            pl.Series("byte_offset", offsets, dtype=pl.UInt64),
-            pl.Series("line_sha256", shas, dtype=pl.String),
-            pl.Series("text", texts, dtype=pl.String),
-            pl.lit(ctx.source_file).alias("source_file"),
-            pl.lit(fmt).alias("source_format"),
-        )
-    )
-
-
-def _record_rejects(rej: pl.DataFrame, texts: list[str], ctx: FileContext, fmt: str) -> pl.DataFrame:
-    """Rejected records of a JSON document: the record's message is the text (no byte offset)."""
-    if rej.height == 0:
-        return empty_rejects()
-    pairs = [
-        _reject_text(texts[i].encode("utf-8", "surrogatepass")) for i in rej.get_column("_idx").to_list()
-    ]
-    return conform_rejects(
-        rej.select("source_line", "reason").with_columns(
-            pl.lit(None, pl.UInt64).alias("byte_offset"),
-            pl.Series("line_sha256", [p[0] for p in pairs], dtype=pl.String),
-            pl.Series("text", [p[1] for p in pairs], dtype=pl.String),
-            pl.lit(ctx.source_file).alias("source_file"),
-            pl.lit(fmt).alias("source_format"),
-        )
-    )
-
-
-# --------------------------------------------------------------------------------------------------
 # Streaming a JSON document: the log events, whatever the wrapping.
-
-
-class _BlockStream:
-    """The decompressed blocks as a file for ijson; remembers a corrupt-stream error for later."""
-
-    def __init__(self, blocks: Iterator[bytes]) -> None:
-        self._blocks = blocks
-        self._buf = b""
-        self.error: InputReadError | None = None
-
-    def read(self, n: int = -1) -> bytes:
-        while len(self._buf) < max(n, 1):
-            try:
-                block = next(self._blocks)
-            except StopIteration:
-                break
-            except InputReadError as exc:
-                self.error = exc
-                break
-            self._buf += block
-        if n < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
-        return out
-
-    def drain(self) -> None:
-        """Read to the end so the evidence digests cover the whole file."""
-        while self.read(1 << 20):
-            pass
 
 
 #: Where log events sit: an envelope (or concatenated envelopes), an array of envelopes, the
@@ -635,7 +556,7 @@ class _BlockStream:
 _EVENT_PREFIXES = {"logEvents.item", "item.logEvents.item", "events.item"}
 
 
-def _log_events(stream: _BlockStream) -> Iterator[tuple[str | None, int | None, str | None, str | None]]:
+def _log_events(stream: BlockStream) -> Iterator[tuple[str | None, int | None, str | None, str | None]]:
     """(message, timestamp ms, log group, reject reason) per log event of the document(s)."""
     group: str | None = None
     control = False

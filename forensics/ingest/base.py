@@ -10,7 +10,7 @@ masking, endpoint templating, provenance, and the one event schema.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -104,6 +104,30 @@ class Ingestor:
 def sniff_lines(lines: list[str]) -> list[str]:
     """The non-blank head lines detection judges on."""
     return [ln for ln in lines if ln.strip()]
+
+
+def detect_by_line_kind(
+    name: str,
+    body: list[str],
+    kind: Callable[[str], str | None],
+    what: str,
+    weight: float = 0.97,
+    params: dict[str, Any] | None = None,
+) -> Detection | None:
+    """A claim from classifying each head line: confidence is the share of lines of a known kind, the
+    variant the commonest kind (formats whose files mix variants still name the one that dominates)."""
+    kinds = [kind(ln) for ln in body]
+    ok = sum(1 for k in kinds if k)
+    if not ok:
+        return None
+    variant = max({k for k in kinds if k}, key=kinds.count)
+    return Detection(
+        name,
+        round(weight * ok / len(body), 3),
+        f"{ok}/{len(body)} head lines are {what} ({variant})",
+        params=dict(params or {}),
+        variant=variant,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

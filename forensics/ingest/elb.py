@@ -27,7 +27,7 @@ import re
 import polars as pl
 
 from . import _aws
-from .base import Detection, FileContext, Ingestor, empty_reject_rows, reject_frame, sniff_lines
+from .base import Detection, FileContext, Ingestor, empty_reject_rows, sniff_lines
 
 #: The fields of a Classic ELB access-log line, in order; parse columns are ``c<index>``.
 FIELDS: tuple[str, ...] = (
@@ -82,23 +82,7 @@ def parse_elb(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         _col("received_bytes").cast(pl.Int64, strict=False).alias("_rx"),
         _col("sent_bytes").cast(pl.Int64, strict=False).alias("_tx"),
     )
-    ts_ok = pl.col("ts").is_not_null()
-    long_enough = _col("request").is_not_null() & (_col("request") != "")  # "" = missing field
-    numbers = pl.col("_rx").is_not_null() & pl.col("_tx").is_not_null()
-    ok = ts_ok & long_enough & numbers
-    bad = rows.filter(~ok)
-    if bad.height:
-        reason = (
-            pl.when(~ts_ok)
-            .then(pl.lit("unparseable timestamp"))
-            .when(~long_enough)
-            .then(pl.lit(f"truncated line: fewer than {MIN_FIELDS} fields"))
-            .otherwise(
-                pl.lit("does not match the Classic ELB access-log format (byte counts are not numbers)")
-            )
-        )
-        rejects.append(reject_frame(bad, reason))
-        rows = rows.filter(ok)
+    rows = _aws.reject_malformed(rows, rejects, _col("request"), ("_rx", "_tx"), MIN_FIELDS, "Classic ELB")
 
     dash = _aws.null_dash
     tcp = _col("request") == TCP_REQUEST

@@ -38,7 +38,15 @@ import polars as pl
 
 from . import _records as R
 from ._time import parse_iso_time
-from .base import Detection, FileContext, Ingestor, empty_reject_rows, reject_frame, sniff_lines
+from .base import (
+    Detection,
+    FileContext,
+    Ingestor,
+    detect_by_line_kind,
+    empty_reject_rows,
+    reject_frame,
+    sniff_lines,
+)
 
 _Q = r'"([^"]*)"'
 #: The head every text layout shares: [START_TIME] "request" RESPONSE_CODE RESPONSE_FLAGS.
@@ -297,18 +305,7 @@ class EnvoyIngestor(Ingestor):
         head = "\n".join(body)
         if "start_time" not in head and '] "' not in head:  # cheap literal check
             return None
-        kinds = [_kind(ln) for ln in body]
-        ok = sum(1 for k in kinds if k)
-        if not ok:
-            return None
-        variant = max({k for k in kinds if k}, key=kinds.count)
-        conf = 0.97 * ok / len(body)
-        return Detection(
-            self.name,
-            round(conf, 3),
-            f"{ok}/{len(body)} head lines are Envoy access-log lines ({variant})",
-            variant=variant,
-        )
+        return detect_by_line_kind(self.name, body, _kind, "Envoy access-log lines")
 
     def parse(self, frame: pl.DataFrame, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
         return parse_envoy(frame)

@@ -42,7 +42,15 @@ import polars as pl
 
 from . import _records as R
 from ._time import parse_clf_time, parse_iso_time
-from .base import Detection, FileContext, Ingestor, empty_reject_rows, reject_frame, sniff_lines
+from .base import (
+    Detection,
+    FileContext,
+    Ingestor,
+    detect_by_line_kind,
+    empty_reject_rows,
+    reject_frame,
+    sniff_lines,
+)
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 #: Traefik's common log format, one named fragment per field.
@@ -285,17 +293,8 @@ class TraefikIngestor(Ingestor):
         head = "\n".join(body)
         if '"ClientAddr"' not in head and "ms" not in head:  # cheap literal check
             return None
-        kinds = [_kind(R.strip_prefix_text(ln)) for ln in body]
-        ok = sum(1 for k in kinds if k)
-        if not ok:
-            return None
-        variant = max({k for k in kinds if k}, key=kinds.count)
-        conf = 0.97 * ok / len(body)
-        return Detection(
-            self.name,
-            round(conf, 3),
-            f"{ok}/{len(body)} head lines are Traefik access-log lines ({variant})",
-            variant=variant,
+        return detect_by_line_kind(
+            self.name, body, lambda ln: _kind(R.strip_prefix_text(ln)), "Traefik access-log lines"
         )
 
     def parse(self, frame: pl.DataFrame, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
