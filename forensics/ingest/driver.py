@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import math
 import multiprocessing
 import os
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,26 @@ import polars as pl
 
 from ..case import Case
 from ..errors import ForensicsError
+from . import detect, get
 from .base import IngestOptions
-from .unit import FileResult, FileTask, PartInfo, UnitResult, UnitTask, new_run_id, run_unit
+from .reader import EvidenceFile, head_lines, sniff_compression
+from .unit import (
+    FileResult,
+    FileTask,
+    PartInfo,
+    UnitResult,
+    UnitTask,
+    merge_ranges,
+    new_run_id,
+    run_unit,
+)
 
 UNIT_MAX_FILES = 150
 UNIT_MAX_BYTES = 256 * 1024 * 1024
 POOL_MIN_BYTES = 16 * 1024 * 1024
+#: An uncompressed line-based log at least this big is parsed as byte ranges by several workers.
+SPLIT_MIN_BYTES = 96 * 1024 * 1024
+RANGE_BYTES = 256 * 1024 * 1024
 
 _ROTATION = re.compile(r"(\.(gz|bz2|zst|xz))$|([.-]\d+)$|(-\d{8}(\d{2})?)$")
 
@@ -151,6 +167,113 @@ def plan_units(tasks: list[FileTask], run_id: str, case_dir: str, options: Inges
     return [UnitTask(f"{run_id}-{i:04d}", case_dir, tuple(u), options) for i, u in enumerate(units)]
 
 
+def split_points(task: FileTask, options: IngestOptions, n_workers: int) -> list[int] | None:
+    """Where to cut a big plain-text log into byte ranges (each cut just after a newline), or None when
+    the file is compressed, small, or not a line-based format: then one worker streams it whole."""
+    if n_workers < 2 or task.size < SPLIT_MIN_BYTES:
+        return None
+    try:
+        with open(task.abs_path, "rb") as fh:
+            if sniff_compression(fh.read(8)) is not None:
+                return None
+        evidence = EvidenceFile(task.abs_path)
+        detection = detect(head_lines(evidence.head()), task.rel_path, options)
+    except OSError:
+        return None
+    if detection is None or not get(detection.ingestor).line_based:
+        return None
+    k = n_workers * math.ceil(task.size / (n_workers * RANGE_BYTES))
+    cuts: list[int] = []
+    with open(task.abs_path, "rb") as fh:
+        for i in range(1, k):
+            pos = max(i * task.size // k, cuts[-1] if cuts else 0)
+            fh.seek(pos)
+            while True:
+                window = fh.read(1 << 20)
+                if not window:
+                    break
+                nl = window.find(b"\n")
+                if nl >= 0:
+                    pos += nl + 1
+                    break
+                pos += len(window)
+            if (not cuts or pos > cuts[-1]) and pos < task.size:
+                cuts.append(pos)
+    return cuts or None
+
+
+class _FileScan(threading.Thread):
+    """One sequential read of a split file in the driver: its sha256 (the ranges cannot hash it) and the
+    number of lines before each cut (the line number each range starts at)."""
+
+    def __init__(self, path: str, cuts: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.path, self.cuts = path, cuts
+        self.lines_before: dict[int, int] = {}
+        self.sha256 = ""
+        self.size = 0
+        self.error: OSError | None = None
+        self.cond = threading.Condition()
+
+    def run(self) -> None:
+        # Counting first (to the last cut only), so the later ranges can start early; hashing after.
+        lines = pos = 0
+        pending = list(self.cuts)
+        sha = hashlib.sha256()
+        try:
+            with open(self.path, "rb") as fh:
+                while pending and (block := fh.read(16 << 20)):
+                    while pending and pending[0] <= pos + len(block):
+                        with self.cond:
+                            self.lines_before[pending[0]] = lines + block.count(b"\n", 0, pending[0] - pos)
+                            self.cond.notify_all()
+                        pending.pop(0)
+                    lines += block.count(b"\n")
+                    pos += len(block)
+                fh.seek(0)
+                pos = 0
+                while block := fh.read(16 << 20):
+                    sha.update(block)
+                    pos += len(block)
+        except OSError as exc:
+            self.error = exc
+        with self.cond:
+            self.sha256, self.size = sha.hexdigest(), pos
+            for cut in pending:  # the file shrank: the range will report what it could not read
+                self.lines_before[cut] = lines
+            self.cond.notify_all()
+
+    def first_line(self, cut: int) -> int:
+        with self.cond:
+            self.cond.wait_for(lambda: cut in self.lines_before)
+            return self.lines_before[cut] + 1
+
+
+@dataclass
+class _Split:
+    """A file parsed as byte ranges: the scan, and the ranges' results as they arrive."""
+
+    scan: _FileScan
+    n: int
+    results: dict[int, UnitResult] = field(default_factory=dict)
+
+
+def plan_ranges(
+    task: FileTask, cuts: list[int], run_id: str, index: int, case_dir: str, options: IngestOptions
+) -> list[UnitTask]:
+    """One unit per byte range; ``first_line`` is filled in when the scan has counted that far."""
+    bounds = [0, *cuts, task.size]
+    return [
+        UnitTask(
+            f"{run_id}-r{index:03d}-{i:03d}",
+            case_dir,
+            (replace(task, byte_range=(bounds[i], bounds[i + 1])),),
+            options,
+        )
+        for i in range(len(bounds) - 1)
+    ]
+
+
 # --------------------------------------------------------------------------------------------------
 # Running
 
@@ -216,7 +339,23 @@ def ingest(
         tasks.append(FileTask(str(f), rel, rotation_base(rel), size))
 
     run_id = new_run_id()
-    units = plan_units(tasks, run_id, str(case.path), options)
+    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    splits: dict[str, _Split] = {}  # unit id → the split file it is a range of
+    range_units: list[UnitTask] = []
+    whole: list[FileTask] = []
+    for t in tasks:
+        cuts = split_points(t, options, n_workers)
+        if cuts is None:
+            whole.append(t)
+            continue
+        scan = _FileScan(t.abs_path, cuts)
+        scan.start()
+        ranges = plan_ranges(t, cuts, run_id, len(range_units), str(case.path), options)
+        split = _Split(scan, len(ranges))
+        for u in ranges:
+            splits[u.unit_id] = split
+        range_units.extend(ranges)
+    units = range_units + plan_units(whole, run_id, str(case.path), options)
     total_bytes = sum(t.size for t in tasks)
     notify(
         "plan",
@@ -231,6 +370,24 @@ def ingest(
     last_save = [0.0]
 
     def commit(res: UnitResult) -> None:
+        split = splits.get(res.unit_id)
+        if split is not None:
+            # A byte range: the file is committed, whole, when its last range and the scan are done.
+            split.results[res.unit_id] = res
+            notify("unit", {"files": 0, "bytes": 0, "lines": sum(f.lines_read for f in res.files)})
+            if len(split.results) < split.n:
+                return
+            split.scan.join()
+            ordered = [split.results[k] for k in sorted(split.results)]
+            scan = split.scan
+            merged = merge_ranges(
+                [r.files[0] for r in ordered],
+                {"sha256": scan.sha256, "content_sha256": scan.sha256, "bytes": scan.size},
+            )
+            merged.content_bytes = scan.size
+            if scan.error is not None and not merged.error:
+                merged.status, merged.error = "partial", f"cannot read: {scan.error}"
+            res = UnitResult(ordered[0].unit_id, [merged], [p for r in ordered for p in r.parts])
         _commit_unit(case, manifest, res, known_content)
         # The manifest is rewritten at most every two seconds (and at the end): parts renamed in between
         # are unlisted until then, and a crash leaves them as orphans, never as half a file.
@@ -247,19 +404,29 @@ def ingest(
             },
         )
 
-    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    use_pool = n_workers > 1 and len(units) > 1 and total_bytes >= POOL_MIN_BYTES
+    def placed(u: UnitTask) -> UnitTask:
+        """A range unit with the line number its range starts at (waits for the scan to get there)."""
+        split = splits.get(u.unit_id)
+        f = u.files[0]
+        if split is None or f.byte_range is None or f.byte_range[0] == 0:
+            return u
+        return replace(u, files=(replace(f, first_line=split.scan.first_line(f.byte_range[0])),))
+
+    use_pool = n_workers > 1 and len(units) > 1 and (total_bytes >= POOL_MIN_BYTES or bool(splits))
     if use_pool:
         ctx = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // n_workers)
         with _worker_env(threads), ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-            futures = [pool.submit(run_unit, u) for u in units]
+            futures = [pool.submit(run_unit, placed(u)) for u in units]
             for fut in as_completed(futures):
                 commit(fut.result())
     else:
         for u in units:
             commit(
-                run_unit(u, progress=lambda lines, nbytes: notify("lines", {"lines": lines, "bytes": nbytes}))
+                run_unit(
+                    placed(u),
+                    progress=lambda lines, nbytes: notify("lines", {"lines": lines, "bytes": nbytes}),
+                )
             )
     case.save_manifest(manifest)
     case.remove_orphans()

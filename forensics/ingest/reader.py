@@ -181,6 +181,22 @@ class EvidenceFile:
                     f"corrupt or truncated {kind or 'file'} after {content_bytes} decompressed bytes: {error}"
                 )
 
+    def range_blocks(self, start: int, end: int, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """The stored bytes ``[start, end)`` of an uncompressed file, in blocks; no digests (the caller
+        hashes the whole file once). Lets several workers parse one big plain-text log."""
+        with open(self.path, "rb") as fh:
+            fh.seek(start)
+            left = end - start
+            while left > 0:
+                try:
+                    data = fh.read(min(size, left))
+                except OSError as exc:
+                    raise InputReadError(f"cannot read: {exc}") from exc
+                if not data:
+                    raise InputReadError(f"file shrank while being read: {left} bytes missing")
+                left -= len(data)
+                yield data
+
 
 def _salvage_gzip(path: Path, skip: int, piece: int) -> Iterator[bytes]:
     """The decompressed bytes after ``skip`` that the standard library's gzip reader can still read."""
@@ -334,13 +350,21 @@ def _repair_utf8(block: bytes, starts: np.ndarray, invalid: Invalid) -> tuple[by
 
 
 def iter_line_chunks(
-    blocks: Iterator[bytes], *, max_line: int = MAX_LINE, invalid: Invalid = "escape"
+    blocks: Iterator[bytes],
+    *,
+    max_line: int = MAX_LINE,
+    invalid: Invalid = "escape",
+    base_offset: int = 0,
+    first_line: int = 1,
 ) -> Iterator[LineChunk]:
-    """Lines of a decompressed block stream, chunk by chunk, never holding a line above ``max_line``."""
+    """Lines of a decompressed block stream, chunk by chunk, never holding a line above ``max_line``.
+
+    ``base_offset`` and ``first_line`` place a stream that starts inside a file (a byte range of a big
+    log): offsets and line numbers stay the file's, and only the file's own start may carry a BOM."""
     carry = b""
-    offset = 0  # byte offset of ``carry``'s first byte
-    line_no = 1
-    first = True
+    offset = base_offset  # byte offset of ``carry``'s first byte
+    line_no = first_line
+    first = base_offset == 0
     skipping: _Oversize | None = None  # an oversize line being skipped (hashed, not kept)
     failure: InputReadError | None = None
     source = iter(blocks)

@@ -52,6 +52,10 @@ class FileTask:
     rel_path: str  # as recorded in the manifest (source_file)
     observer: str
     size: int
+    # A byte range of a big plain-text file (several workers share it; the driver hashes the file and
+    # merges the ranges' results into one manifest entry): [start, end) and the line number at start.
+    byte_range: tuple[int, int] | None = None
+    first_line: int = 1
 
 
 @dataclass(frozen=True)
@@ -456,7 +460,7 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
         results.append(result)
         evidence = EvidenceFile(f.abs_path)
         try:
-            if f.size <= SMALL_FILE:
+            if f.size <= SMALL_FILE and f.byte_range is None:
                 content = evidence.read_all()
                 head = content[:HEAD_BYTES]
                 if evidence.error is not None and not content:
@@ -474,6 +478,10 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
             result.status = "empty"
             continue
         detection = _detect(f, head, task.options, result, cache)
+        if f.byte_range is not None and (detection is None or not get(detection.ingestor).line_based):
+            # The driver split the file because it saw a line format; a range never guesses alone.
+            result.status, result.error = "error", "byte range of a file that is not a line-based log"
+            continue
         if detection is None:
             _fill_digests(result, evidence) if content is not None else _hash_only(evidence, result)
             result.status = "unknown"
@@ -513,9 +521,19 @@ def _stream_file(
     """A big file (or a document format): chunk by chunk, memory bounded whatever its size."""
     try:
         if ingestor.line_based:
-            blocks = evidence.blocks()
+            if task.byte_range is not None:
+                blocks = evidence.range_blocks(*task.byte_range)
+                base, first = task.byte_range[0], task.first_line
+            else:
+                blocks, base, first = evidence.blocks(), 0, 1
             chunks = prefetch(
-                iter_line_chunks(blocks, max_line=ctx.options.max_line, invalid=ingestor.invalid_utf8)
+                iter_line_chunks(
+                    blocks,
+                    max_line=ctx.options.max_line,
+                    invalid=ingestor.invalid_utf8,
+                    base_offset=base,
+                    first_line=first,
+                )
             )  # type: ignore[arg-type]
             for chunk in chunks:
                 batch = _Batch(ingestor, ctx)
@@ -539,9 +557,31 @@ def _stream_file(
     except OSError as exc:
         result.status = "error"
         result.error = f"cannot read: {exc}"
-    _fill_digests(result, evidence)
+    if task.byte_range is None:
+        _fill_digests(result, evidence)
     _apply_dst(ctx, {result.path: result})
     result.notes.extend(n for n in ctx.notes if n not in result.notes)
+
+
+def merge_ranges(parts: list[FileResult], digests: dict[str, Any]) -> FileResult:
+    """One manifest entry from the results of a file's byte ranges (in file order) and the digests the
+    driver computed over the whole file."""
+    out = FileResult(path=parts[0].path, observer=parts[0].observer, abs_path=parts[0].abs_path)
+    first = next((p for p in parts if p.format), parts[0])
+    out.format, out.variant, out.role = first.format, first.variant, first.role
+    out.detected_by, out.confidence = first.detected_by, first.confidence
+    for key in ("lines_read", "rows", "rejected", "invalid_utf8_lines", "dst_ambiguous", "dst_nonexistent"):
+        setattr(out, key, sum(getattr(p, key) for p in parts))
+    out.first_ts = min((p.first_ts for p in parts if p.first_ts), default=None)
+    out.last_ts = max((p.last_ts for p in parts if p.last_ts), default=None)
+    out.notes = list(dict.fromkeys(n for p in parts for n in p.notes))
+    errors = [p.error for p in parts if p.error]
+    if errors:
+        out.error = errors[0]
+        out.status = "partial" if out.lines_read else "error"
+    for key, value in digests.items():
+        setattr(out, key, value)
+    return out
 
 
 def _hash_only(evidence: EvidenceFile, result: FileResult) -> None:
