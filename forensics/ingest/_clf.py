@@ -76,6 +76,42 @@ def _extract(frame: pl.DataFrame, regex: str, fields: list[str]) -> tuple[pl.Dat
     return frame.drop("line").hstack(groups).filter(matched), frame.filter(~matched)
 
 
+def _extract_split(frame: pl.DataFrame, fmt: CompiledFormat) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`_extract` with the format's fast regex, by way of its quote segments (see
+    :class:`~forensics.ingest.logformat.CompiledFormat`): the lines with the format's number of quotes
+    are split on them and each piece matched alone; the others are left for the whole-line regex."""
+    segments = fmt.segments
+    n = len(segments) - 1
+    names = [f"f_{f}" for f in fmt.field_names]
+    pieces = [f"_s{k}" for k in range(n + 1)]
+    split = frame.select(
+        pl.col("line").str.split_exact('"', n).struct.rename_fields(pieces).alias("_s")
+    ).unnest("_s")
+    ok = pl.col(pieces[-1]).is_not_null() & ~pl.col(pieces[-1]).str.contains('"', literal=True)
+    exprs: list[pl.Expr] = []
+    structs: list[str] = []
+    firsts: list[str] = []
+    for k, seg in enumerate(segments):
+        piece = pl.col(pieces[k])
+        if seg.regex is None:
+            exprs.append(piece.alias(names[seg.fields[0]]))
+        elif not seg.fields:
+            ok = ok & (piece == seg.literal)
+        else:
+            fields = [names[i] for i in seg.fields]
+            exprs.append(piece.str.extract_groups(seg.regex).struct.rename_fields(fields).alias(f"_g{k}"))
+            structs.append(f"_g{k}")
+            firsts.append(fields[0])  # every group is mandatory: a null first group is no match
+    got = split.select(*exprs, ok.fill_null(False).alias("_ok")).unnest(structs)
+    matched = got.select(
+        pl.all_horizontal(pl.col("_ok"), *[pl.col(c).is_not_null() for c in firsts])
+    ).to_series()
+    groups = got.select(names)
+    if matched.all():
+        return frame.drop("line").hstack(groups), frame.clear()
+    return frame.drop("line").hstack(groups).filter(matched), frame.filter(~matched)
+
+
 def _lenient_prefix(frame: pl.DataFrame) -> pl.DataFrame:
     """Split the lenient stage's prefix: ``["xff" ][vhost ]addr[ ident] user``."""
     quoted = pl.col("f_prefix").str.extract(r'^"([^"]*)"')
@@ -152,7 +188,14 @@ def parse_clf(
     for fmt, regex in stages:
         if rest.height == 0:
             break
-        matched, rest = _extract(rest, regex, fmt.field_names)
+        if regex == fmt.regex and fmt.segments:
+            split, rest = _extract_split(rest, fmt)
+            if rest.height:
+                whole, rest = _extract(rest, regex, fmt.field_names)
+                split = pl.concat([split, whole]) if whole.height else split
+            matched = split
+        else:
+            matched, rest = _extract(rest, regex, fmt.field_names)
         if matched.height == 0:
             continue
         if fmt is LENIENT or fmt is LENIENT_RAW:

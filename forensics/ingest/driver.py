@@ -31,6 +31,7 @@ from . import detect, get
 from .base import IngestOptions
 from .reader import EvidenceFile, head_lines, sniff_compression
 from .unit import (
+    FLUSH_ROWS,
     FileResult,
     FileTask,
     PartInfo,
@@ -416,8 +417,9 @@ def ingest(
     if use_pool:
         ctx = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // n_workers)
+        flush = max(50_000, FLUSH_ROWS * 2 // (n_workers + 2))
         with _worker_env(threads), ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-            futures = [pool.submit(run_unit, placed(u)) for u in units]
+            futures = [pool.submit(run_unit, replace(placed(u), flush_rows=flush)) for u in units]
             for fut in as_completed(futures):
                 commit(fut.result())
     else:

@@ -54,8 +54,25 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """The text between two of a format's double quotes. ``regex`` (anchored, one group per field) is
+    None when the segment is exactly one quoted field, whose value is then the segment itself."""
+
+    regex: str | None
+    fields: tuple[int, ...]  # indices into CompiledFormat.fields
+    literal: str = ""  # the whole segment, when it has no field
+
+
+@dataclass(frozen=True)
 class CompiledFormat:
-    """A log format ready to run: a fast regex, an escape-tolerant one, and the fields they capture."""
+    """A log format ready to run: a fast regex, an escape-tolerant one, and the fields they capture.
+
+    ``segments`` is the same fast regex cut at the format's double quotes: a line with exactly that many
+    quotes is split on them and each piece matched by its own short regex, several times faster than
+    the whole-line regex (and immune to one ambiguous field slowing every line down). Since quoted values
+    cannot contain quotes, a line the split accepts gets exactly the whole-line regex's captures; the rest
+    goes to the whole-line regex.
+    """
 
     name: str
     dialect: str  # "nginx" or "apache"
@@ -65,6 +82,7 @@ class CompiledFormat:
     tolerant_regex: str
     time_format: str | None = None  # strftime of an Apache %{format}t, when the format has one
     literal_hint: str = ""  # a literal that every line contains (cheap pre-check for detection)
+    segments: tuple[Segment, ...] = ()  # empty: the format has no double quotes
 
     @property
     def field_names(self) -> list[str]:
@@ -229,11 +247,23 @@ def _build(tokens: list[_Tok], fmt: str, name: str, dialect: str) -> CompiledFor
     tolerant: list[str] = ["^"]
     time_format = None
     seen: dict[str, int] = {}
+    # The fast regex again, cut at literal double quotes: pieces and field indices per segment.
+    seg_parts: list[list[str]] = [[]]
+    seg_fields: list[list[int]] = [[]]
+    seg_text: list[str] = [""]
     for i, (kind, text, original, arg) in enumerate(tokens):
         if kind == "lit":
             lit = re.escape(text)
             fast.append(lit)
             tolerant.append(lit)
+            for j, piece in enumerate(text.split('"')):
+                if j:
+                    seg_parts.append([])
+                    seg_fields.append([])
+                    seg_text.append("")
+                if piece:
+                    seg_parts[-1].append(re.escape(piece))
+                    seg_text[-1] += piece
             continue
         prev = tokens[i - 1][1] if i > 0 and tokens[i - 1][0] == "lit" else ""
         nxt = tokens[i + 1][1] if i + 1 < len(tokens) and tokens[i + 1][0] == "lit" else ""
@@ -251,8 +281,20 @@ def _build(tokens: list[_Tok], fmt: str, name: str, dialect: str) -> CompiledFor
         fields.append(Field(original, canon, quoted))
         fast.append("(" + _value_pattern(text, quoted, bracketed, last, False) + ")")
         tolerant.append("(" + _value_pattern(text, quoted, bracketed, last, True) + ")")
+        seg_parts[-1].append(fast[-1])
+        seg_fields[-1].append(len(fields) - 1)
     lits = [t[1] for t in tokens if t[0] == "lit" and t[1].strip()]
     hint = max(lits, key=len).strip() if lits else ""
+    segments: tuple[Segment, ...] = ()
+    if len(seg_parts) > 1:
+        segments = tuple(
+            Segment(
+                None if parts == [f"({_QUOTED_FAST})"] else "^" + "".join(parts) + "$",
+                tuple(idx),
+                "" if idx else text,
+            )
+            for parts, idx, text in zip(seg_parts, seg_fields, seg_text, strict=True)
+        )
     return CompiledFormat(
         name=name,
         dialect=dialect,
@@ -262,6 +304,7 @@ def _build(tokens: list[_Tok], fmt: str, name: str, dialect: str) -> CompiledFor
         tolerant_regex="".join(tolerant) + "$",
         time_format=time_format,
         literal_hint=hint,
+        segments=segments,
     )
 
 
@@ -368,8 +411,14 @@ def _seconds_to_ms(e: pl.Expr) -> pl.Expr:
 def _list_total_ms(e: pl.Expr) -> pl.Expr:
     """``0.001, 0.002 : 0.003`` → total in ms (each attempt and each internal redirect took that long).
 
-    A plain cast of the list of numbers (no per-element expression)."""
-    listed = e.str.extract_all(r"\d+(?:\.\d+)?").cast(pl.List(pl.Float64)).list.sum()
+    Literal splits and a plain cast of the list of numbers (no regex, no per-element expression); a
+    "-" attempt (no upstream answered) counts as nothing."""
+    listed = (
+        e.str.replace_all(" : ", ", ", literal=True)
+        .str.split(", ")
+        .cast(pl.List(pl.Float64), strict=False)
+        .list.sum()
+    )
     return pl.coalesce(e.cast(pl.Float64, strict=False), listed) * 1000.0
 
 

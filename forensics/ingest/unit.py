@@ -27,6 +27,7 @@ from . import detect, get
 from .base import Detection, FileContext, IngestOptions, Ingestor, finalize, local_time_note
 from .reader import (
     BOM,
+    CHUNK_BYTES,
     HEAD_BYTES,
     EvidenceFile,
     LineChunk,
@@ -64,6 +65,8 @@ class UnitTask:
     case_dir: str
     files: tuple[FileTask, ...]
     options: IngestOptions
+    # Workers running side by side share the memory budget: each buffers fewer rows before a write.
+    flush_rows: int = FLUSH_ROWS
 
 
 @dataclass
@@ -451,7 +454,7 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
     batched per format into one vectorised parse; big files stream chunk by chunk.
     """
     nets = trusted_networks(task.options.trusted_proxies)
-    writer = PartWriter(task.case_dir, f"{task.unit_id}")
+    writer = PartWriter(task.case_dir, f"{task.unit_id}", task.flush_rows)
     results: list[FileResult] = []
     batches: dict[str, _Batch] = {}
     cache: dict[str, Detection] = {}
@@ -522,7 +525,8 @@ def _stream_file(
     try:
         if ingestor.line_based:
             if task.byte_range is not None:
-                blocks = evidence.range_blocks(*task.byte_range)
+                # Half-size blocks: ranges run in parallel workers with one polars thread each.
+                blocks = evidence.range_blocks(*task.byte_range, size=CHUNK_BYTES // 2)
                 base, first = task.byte_range[0], task.first_line
             else:
                 blocks, base, first = evidence.blocks(), 0, 1

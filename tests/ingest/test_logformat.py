@@ -214,3 +214,46 @@ def test_npm_sample_ingests_with_its_preset_and_zero_rejects(shared_samples, ing
         "openresty.local",
     )
     assert json.loads(err["extra"])["error_message"] == 'user "toto": password mismatch'
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
+        '"$http_user_agent" "$http_x_forwarded_for" $request_time $upstream_response_time $host',
+        '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
+        '[$time_local] "$request_method $uri" "$args" $status',
+    ],
+)
+def test_quote_segments_capture_what_the_whole_line_regex_captures(fmt):
+    """The split-on-quotes fast path is an optimisation: per line, it must match exactly when the
+    whole-line regex does and capture the same values; lines it cannot split go to that regex."""
+    import polars as pl
+
+    from forensics.ingest._clf import _extract, _extract_split
+
+    compiled = compile_format(fmt)
+    assert compiled.segments
+    lines = [
+        '1.2.3.4 - - [01/Feb/2023:00:00:00 +0000] "GET /a?b=1 HTTP/1.1" 200 5 "-" "curl/8" "9.9.9.9, 10.0.0.1" '
+        "0.012 0.010, 0.002 : 0.001 api.example.com",
+        '1.2.3.4 - "bob" [01/Feb/2023:00:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "c" "-" 0.1 - h',  # extra quotes
+        '1.2.3.4 - - [01/Feb/2023:00:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "c" "-" 0.1 0.2 : 0.3 h',
+        '1.2.3.4 - - [01/Feb/2023:00:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "c" "-" 0.1 0.2 h extra',
+        '1.2.3.4 - - [01/Feb/2023:00:00:00 +0000] "" 400 0 "-" "-" "-" 0.000 - _',
+        '1.2.3.4 - - [01/Feb/2023:00:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "c"',  # too few quotes
+        '5.6.7.8 - frank [10/Oct/2000:13:55:36 -0700] "GET /x HTTP/1.0" 200 2326 "http://r/" "Mozilla/4.08"',
+        '5.6.7.8 - - [10/Oct/2000:13:55:36 -0700] "GET /\\"q\\" HTTP/1.0" 200 2326 "-" "M \\"x\\""',  # \"
+        '[01/Feb/2023:00:00:00 +0000] "POST /login" "user=a&x=1" 302',
+        '[01/Feb/2023:00:00:00 +0000] "POST /login" "" 302',
+        '[01/Feb/2023:00:00:00 +0000] "POST" "" 302',
+        "",
+        'garbage "with" "quotes" "in" it',
+    ]
+    frame = pl.DataFrame({"line": lines, "_idx": pl.int_range(0, len(lines), dtype=pl.UInt32, eager=True)})
+    split, rest = _extract_split(frame, compiled)
+    whole, _ = _extract(rest, compiled.regex, compiled.field_names)
+    via_split = pl.concat([split, whole]).sort("_idx")
+    direct, _ = _extract(frame, compiled.regex, compiled.field_names)
+    assert via_split.height >= 2 and split.height >= 1  # each format parses some lines, by the split
+    assert via_split.to_dicts() == direct.sort("_idx").to_dicts()
