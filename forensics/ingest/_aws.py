@@ -126,13 +126,20 @@ def split_request(rows: pl.DataFrame, column: str) -> pl.DataFrame:
     rows = rows.with_columns(
         pl.col("scheme").str.to_lowercase(), (pl.lit("/") + pl.col("path")).fill_null("/").alias("path")
     ).drop("_url", "_more", "_after", "_path_query")
-    slow = rows.filter(~pl.col("_fast"))
-    if slow.height:
-        slow = slow.with_columns(pl.col(column).str.extract_groups(_REQUEST_RE).alias("_rq"))
+    if "request_line" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.String).alias("request_line"))
+    fast = rows.get_column("_fast")
+    if not fast.all():
+        # The few other rows: the regex on those alone, scattered back in place (filtering and
+        # re-concatenating the wide frame would copy every column of every row).
+        idx = (~fast).arg_true()
         rq = pl.col("_rq").struct
         readable = rq.field("method").is_not_null()
         path = rq.field("path")
-        slow = slow.with_columns(
+        slow = rows.select(
+            pl.col(column).gather(idx).str.extract_groups(_REQUEST_RE).alias("_rq"),
+            pl.col(column).gather(idx).alias("_raw"),
+        ).select(
             rq.field("method").alias("method"),
             rq.field("scheme").str.to_lowercase().alias("scheme"),
             pl.when(readable)
@@ -142,11 +149,12 @@ def split_request(rows: pl.DataFrame, column: str) -> pl.DataFrame:
             rq.field("query").alias("query"),
             rq.field("protocol").alias("protocol"),
             # Not "METHOD URL HTTP/x": finalize() reads what it can (a relative target) or keeps it raw.
-            pl.when(~readable).then(null_dash(pl.col(column))).alias("request_line"),
-        ).drop("_rq")
-        rows = pl.concat([rows.filter(pl.col("_fast")), slow], how="diagonal")
-    elif "request_line" not in rows.columns:
-        rows = rows.with_columns(pl.lit(None, pl.String).alias("request_line"))
+            pl.when(~readable).then(null_dash(pl.col("_raw"))).alias("request_line"),
+        )
+        rows = rows.with_columns(
+            rows.get_column(name).cast(slow.schema[name]).scatter(idx, slow.get_column(name))
+            for name in slow.columns
+        )
     rows = with_host_port(rows, "_authority", "host", "_port", brackets=False)
     return rows.drop("_authority", "_fast")
 

@@ -209,15 +209,12 @@ def parse_alb(frame: pl.DataFrame, raw: bytes | None = None) -> tuple[pl.DataFra
         return _aws.json_object({k: pl.col(f"x_{k}") for k in keys}).alias("extra")
 
     # Lines with a rare field write all keys; the others only the common ones (half the bytes).
-    if not rows.get_column("_rare").any():
-        events = rows.select(*columns, extra(_EXTRA_COMMON))
-    else:
-        events = pl.concat(
-            [
-                rows.filter(~pl.col("_rare")).select(*columns, extra(_EXTRA_COMMON)),
-                rows.filter(pl.col("_rare")).select(*columns, extra(_EXTRA_COMMON + _EXTRA_RARE)),
-            ]
-        )
+    events = rows.select(*columns, extra(_EXTRA_COMMON))
+    rare = rows.get_column("_rare")
+    if rare.any():
+        idx = rare.arg_true()
+        full = rows[idx].select(extra(_EXTRA_COMMON + _EXTRA_RARE)).get_column("extra")
+        events = events.with_columns(events.get_column("extra").scatter(idx, full))
     return events, pl.concat(rejects) if rejects else empty_reject_rows()
 
 

@@ -419,16 +419,22 @@ def _detect(
 ) -> Detection | None:
     """Detection, remembered per file-name shape: ten thousand ALB files share one shape, and each is only
     checked against the remembered format (a trial parse of its first lines) instead of every format."""
-    lines = head_lines(head)
     shape = _shape(task.rel_path)
     detection = None
     known = cache.get(shape)
     if known is not None and not options.format and not options.log_format:
-        again = get(known.ingestor).sniff(lines[:20], task.rel_path)
+        end = -1
+        for _ in range(20):  # the first 20 lines only: decoding and splitting 64 kB per file adds up
+            nxt = head.find(b"\n", end + 1)
+            if nxt < 0:
+                end = len(head) if len(head) < HEAD_BYTES else end
+                break
+            end = nxt
+        again = get(known.ingestor).sniff(head_lines(head[: max(end, 0)], 20), task.rel_path)
         if again is not None and again.confidence >= known.confidence - 0.15 and again.params == known.params:
             detection = again
     if detection is None:
-        detection = detect(lines, task.rel_path, options)
+        detection = detect(head_lines(head), task.rel_path, options)
         if detection is not None:
             cache[shape] = detection
     if detection is not None:
