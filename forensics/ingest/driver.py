@@ -375,7 +375,8 @@ def ingest(
         if split is not None:
             # A byte range: the file is committed, whole, when its last range and the scan are done.
             split.results[res.unit_id] = res
-            notify("unit", {"files": 0, "bytes": 0, "lines": sum(f.lines_read for f in res.files)})
+            start, end = next(u for u in units if u.unit_id == res.unit_id).files[0].byte_range or (0, 0)
+            notify("unit", {"files": 0, "bytes": end - start, "lines": sum(f.lines_read for f in res.files)})
             if len(split.results) < split.n:
                 return
             split.scan.join()
@@ -396,12 +397,13 @@ def ingest(
             case.save_manifest(manifest)
             last_save[0] = time.monotonic()
         report.files.extend(res.files)
+        counted = split is not None  # its ranges have reported their bytes and lines already
         notify(
             "unit",
             {
                 "files": len(res.files),
-                "bytes": sum(f.bytes for f in res.files),
-                "lines": sum(f.lines_read for f in res.files),
+                "bytes": 0 if counted else sum(f.bytes for f in res.files),
+                "lines": 0 if counted else sum(f.lines_read for f in res.files),
             },
         )
 

@@ -82,3 +82,15 @@ def test_a_split_copy_is_a_duplicate(big_log: Path, tmp_path: Path):
     statuses = sorted(e["status"] for e in case.load_manifest()["inputs"])
     assert statuses == ["duplicate", "ingested"]
     assert case.scan_events().select(pl.len()).collect().item() == 5999
+
+
+def test_progress_counts_each_line_and_byte_once(big_log: Path, tmp_path: Path):
+    seen = {"files": 0, "bytes": 0, "lines": 0}
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "unit":
+            for key in seen:
+                seen[key] += data[key]
+
+    api.ingest([str(big_log.parent)], tmp_path / "case", workers=2, on_event=on_event)
+    assert seen == {"files": 1, "bytes": big_log.stat().st_size, "lines": 6000}
