@@ -64,11 +64,10 @@ def test_a_row_without_a_peer_resolves_from_its_chain():
 
 
 def test_host_port_split_keeps_bare_ipv6_whole():
-    from forensics.ingest._aws import split_host_port
+    from forensics.ingest._records import split_address
 
-    host, port = split_host_port(pl.col("a"))
     values = ["fe80::1", "1.2.3.4:80", "[2001:db8::1]:443", "[2001:db8::1]", "host:8080", "170.01.01.02", "-"]
-    out = pl.DataFrame({"a": values}).select(host.alias("h"), port.alias("p"))
+    out = split_address(pl.DataFrame({"a": values}), "a", "h", "p").select("h", "p")
     assert out.rows() == [
         ("fe80::1", None),
         ("1.2.3.4", 80),

@@ -25,37 +25,14 @@ def null_dash(expr: pl.Expr) -> pl.Expr:
     return pl.when(~expr.is_in(["-", ""])).then(expr)  # keeps the input's name
 
 
-def split_host_port(expr: pl.Expr, brackets: bool = True) -> tuple[pl.Expr, pl.Expr]:
-    """``host:port`` → (host, port), split on the LAST colon; ``[v6]:port`` loses its brackets.
-
-    ``-`` gives nulls. An address without a port (``170.01.01.02``) keeps its text as the host, odd
-    or not: evidence is kept as written. ``brackets=False`` keeps ``[v6]`` as written (a Host value).
-    Cut with a one-group extract and a slice: several times cheaper than a two-group regex.
-    """
-    value = null_dash(expr)
-    # A port follows "]" of a bracketed IPv6 address, or the only colon of anything else: the last group
-    # of a bare IPv6 address ("fe80::1") is not a port.
-    port = (
-        pl.when(value.str.starts_with("["))
-        .then(value.str.extract(r"\]:(\d{1,5})$", 1))
-        .when(value.str.count_matches(":") == 1)
-        .then(value.str.extract(r":(\d{1,5})$", 1))
-    )
-    cut = value.str.len_chars().cast(pl.Int64) - port.str.len_chars().cast(pl.Int64) - 1
-    host = pl.when(port.is_null()).then(value).otherwise(value.str.slice(0, cut))
-    if brackets:
-        host = (
-            pl.when(host.str.starts_with("[") & host.str.ends_with("]"))
-            .then(host.str.slice(1, host.str.len_chars().cast(pl.Int64) - 2))
-            .otherwise(host)
-        )
-    return host, port.cast(pl.Int32, strict=False)
-
-
 def with_host_port(
     frame: pl.DataFrame, column: str, host: str, port: str, brackets: bool = True
 ) -> pl.DataFrame:
-    """:func:`split_host_port` of ``column`` into ``host`` and ``port``, each stage computed once."""
+    """``host:port`` in ``column`` → ``host`` and ``port`` columns, split on the LAST colon (FORMATS.md:
+    AWS balancers always write the port, so a bare IPv6 client's last group is its port); ``[v6]:port``
+    loses its brackets unless ``brackets=False`` (a Host value). ``-`` gives nulls; odd addresses
+    (``170.01.01.02``) keep their text. Sources whose port is optional use
+    :func:`._records.split_address`. One-group extract and a slice: cheaper than a two-group regex."""
     value = null_dash(pl.col(column))
     frame = frame.with_columns(value.str.extract(r":(\d{1,5})$", 1).alias("_hp_port"))
     cut = value.str.len_chars().cast(pl.Int64) - pl.col("_hp_port").str.len_chars().cast(pl.Int64) - 1
@@ -284,7 +261,6 @@ __all__ = [
     "seconds_ms",
     "split_fields",
     "split_request",
-    "split_host_port",
     "with_host_port",
 ]
 

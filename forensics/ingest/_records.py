@@ -69,6 +69,17 @@ def strip_prefix_text(line: str) -> str:
     return _PREFIX.sub("", line, count=1)
 
 
+def head_object(line: str) -> dict[str, Any] | None:
+    """A head line as a JSON object, for detection; None when it is not one (cheap check first)."""
+    if not line.startswith("{"):
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def strip_container_prefix(frame: pl.DataFrame, column: str = "line") -> pl.DataFrame:
     """``column`` without a container-runtime or compose prefix (a cheap literal check first)."""
     has = pl.col(column).str.contains(r"^\d{4}-\d{2}-\d{2}T| \| ")
@@ -211,25 +222,6 @@ def split_address(frame: pl.DataFrame, column: str, host: str, port: str | None 
     if port is not None:
         exprs.append(pl.coalesce(bracket_port, plain_port).cast(pl.Int32, strict=False).alias(port))
     return frame.with_columns(exprs)
-
-
-def peer_and_chain(peer: pl.Expr, xff: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(``remote_addr``, ``xff``) for finalize's client resolution when some rows have no peer address.
-
-    Where the peer is known it is the peer and X-Forwarded-For the chain. Where it is not (Envoy's
-    default format, Traefik's CLF), the X-Forwarded-For chain alone decides: its right-most address is
-    taken as the peer and the rest as the chain, which is exactly how :func:`forensics.clients.resolve_clients`
-    reads a chain without a peer (a single address is the client; otherwise the right-most address that
-    is not a trusted proxy). Done per row, so a batch may mix lines with and without a peer.
-    """
-    hops = xff.str.split(",")
-    last = text(hops.list.last().str.strip_chars())
-    rest = hops.list.slice(0, hops.list.len() - 1).list.join(",")
-    missing = peer.is_null()
-    return (
-        pl.when(missing).then(last).otherwise(peer),
-        pl.when(missing).then(pl.when(rest != "").then(rest)).otherwise(xff),
-    )
 
 
 def epoch_seconds(expr: pl.Expr) -> pl.Expr:
@@ -595,12 +587,12 @@ __all__ = [
     "first_header",
     "iter_records",
     "json_object",
+    "head_object",
     "line_reject_rows",
     "record_reject_rows",
     "mask_record_text",
     "no_credential",
     "number",
-    "peer_and_chain",
     "read_lines",
     "read_records",
     "split_address",

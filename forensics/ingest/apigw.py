@@ -56,7 +56,7 @@ import polars as pl
 
 from ..errors import InputReadError
 from . import _aws
-from ._records import BlockStream, line_reject_rows, record_reject_rows
+from ._records import BlockStream, head_object, line_reject_rows, record_reject_rows
 from ._time import CLF_TIME
 from .base import (
     Detection,
@@ -394,21 +394,17 @@ def _record_kind(text: str) -> str | None:
     text = _EXPORT.sub("", text, count=1)
     if _CLF.match(text):
         return "clf"
-    if not text.startswith("{"):
-        return None
-    try:
-        obj = json.loads(text)
-    except ValueError:
+    obj = head_object(text)
+    if obj is None:
         return None
     if _is_envelope(obj):
         msgs = [e.get("message") for e in obj["logEvents"] if isinstance(e, dict)]
         return "envelope" if any(isinstance(m, str) and _record_kind(m) for m in msgs[:5]) else None
-    if isinstance(obj, dict):
-        flat = _flatten(obj)
-        if any(k in flat for k in KEYS["requestId"]) and any(
-            k in flat for k in (*KEYS["httpMethod"], *KEYS["status"], *KEYS["ip"])
-        ):
-            return "json"
+    flat = _flatten(obj)
+    if any(k in flat for k in KEYS["requestId"]) and any(
+        k in flat for k in (*KEYS["httpMethod"], *KEYS["status"], *KEYS["ip"])
+    ):
+        return "json"
     return None
 
 

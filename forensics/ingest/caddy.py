@@ -39,7 +39,6 @@ Mapping to the event schema:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import polars as pl
@@ -223,14 +222,8 @@ def _events(rows: pl.DataFrame) -> pl.DataFrame:
 
 def _kind(line: str) -> str | None:
     """ "access", "caddy" (another Caddy log line) or None, for one head line."""
-    line = R.strip_prefix_text(line).strip()
-    if not line.startswith("{"):
-        return None
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict) or "ts" not in obj or "msg" not in obj:
+    obj = R.head_object(R.strip_prefix_text(line).strip())
+    if obj is None or "ts" not in obj or "msg" not in obj:
         return None
     logger = obj.get("logger")
     request = obj.get("request")

@@ -29,7 +29,7 @@ from ..case import Case
 from ..errors import ForensicsError
 from . import detect, get
 from .base import IngestOptions
-from .reader import EvidenceFile, head_lines, sniff_compression
+from .reader import HEAD_BYTES, head_lines, sniff_compression
 from .unit import (
     FLUSH_ROWS,
     FileResult,
@@ -173,19 +173,15 @@ def split_points(task: FileTask, options: IngestOptions, n_workers: int) -> list
     the file is compressed, small, or not a line-based format: then one worker streams it whole."""
     if n_workers < 2 or task.size < SPLIT_MIN_BYTES:
         return None
-    try:
-        with open(task.abs_path, "rb") as fh:
-            if sniff_compression(fh.read(8)) is not None:
-                return None
-        evidence = EvidenceFile(task.abs_path)
-        detection = detect(head_lines(evidence.head()), task.rel_path, options)
-    except OSError:
-        return None
-    if detection is None or not get(detection.ingestor).line_based:
-        return None
     k = n_workers * math.ceil(task.size / (n_workers * RANGE_BYTES))
     cuts: list[int] = []
     with open(task.abs_path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        if sniff_compression(head) is not None:
+            return None
+        detection = detect(head_lines(head), task.rel_path, options)
+        if detection is None or not get(detection.ingestor).line_based:
+            return None
         for i in range(1, k):
             pos = max(i * task.size // k, cuts[-1] if cuts else 0)
             fh.seek(pos)
@@ -255,8 +251,8 @@ class _Split:
     """A file parsed as byte ranges: the scan, and the ranges' results as they arrive."""
 
     scan: _FileScan
-    n: int
-    results: dict[int, UnitResult] = field(default_factory=dict)
+    sizes: dict[str, int]  # unit id → bytes of its range
+    results: dict[str, UnitResult] = field(default_factory=dict)
 
 
 def plan_ranges(
@@ -273,6 +269,11 @@ def plan_ranges(
         )
         for i in range(len(bounds) - 1)
     ]
+
+
+def _range_bytes(u: UnitTask) -> int:
+    start, end = u.files[0].byte_range or (0, 0)
+    return end - start
 
 
 # --------------------------------------------------------------------------------------------------
@@ -345,14 +346,17 @@ def ingest(
     range_units: list[UnitTask] = []
     whole: list[FileTask] = []
     for t in tasks:
-        cuts = split_points(t, options, n_workers)
+        try:
+            cuts = split_points(t, options, n_workers)
+        except OSError:  # unreadable now: the unit reports it for this file
+            cuts = None
         if cuts is None:
             whole.append(t)
             continue
         scan = _FileScan(t.abs_path, cuts)
         scan.start()
         ranges = plan_ranges(t, cuts, run_id, len(range_units), str(case.path), options)
-        split = _Split(scan, len(ranges))
+        split = _Split(scan, {u.unit_id: _range_bytes(u) for u in ranges})
         for u in ranges:
             splits[u.unit_id] = split
         range_units.extend(ranges)
@@ -375,18 +379,28 @@ def ingest(
         if split is not None:
             # A byte range: the file is committed, whole, when its last range and the scan are done.
             split.results[res.unit_id] = res
-            start, end = next(u for u in units if u.unit_id == res.unit_id).files[0].byte_range or (0, 0)
-            notify("unit", {"files": 0, "bytes": end - start, "lines": sum(f.lines_read for f in res.files)})
-            if len(split.results) < split.n:
+            notify(
+                "unit",
+                {
+                    "files": 0,
+                    "bytes": split.sizes[res.unit_id],
+                    "lines": sum(f.lines_read for f in res.files),
+                },
+            )
+            if len(split.results) < len(split.sizes):
                 return
             split.scan.join()
             ordered = [split.results[k] for k in sorted(split.results)]
             scan = split.scan
             merged = merge_ranges(
                 [r.files[0] for r in ordered],
-                {"sha256": scan.sha256, "content_sha256": scan.sha256, "bytes": scan.size},
+                {
+                    "sha256": scan.sha256,
+                    "content_sha256": scan.sha256,
+                    "bytes": scan.size,
+                    "content_bytes": scan.size,
+                },
             )
-            merged.content_bytes = scan.size
             if scan.error is not None and not merged.error:
                 merged.status, merged.error = "partial", f"cannot read: {scan.error}"
             res = UnitResult(ordered[0].unit_id, [merged], [p for r in ordered for p in r.parts])

@@ -31,7 +31,6 @@ cluster, route name, SNI, downstream local address, ``tcp``.
 
 from __future__ import annotations
 
-import json
 import re
 
 import polars as pl
@@ -218,10 +217,9 @@ def _events(rows: pl.DataFrame, f: dict[str, pl.Expr]) -> pl.DataFrame:
     return rows.select(
         *[c for c in ("source_line", "source_file", "_file_observer", "_idx") if c in rows.columns],
         parse_iso_time(f["start"]).alias("ts"),
-        *[
-            e.alias(n)
-            for e, n in zip(R.peer_and_chain(pl.col("_peer"), xff), ("remote_addr", "xff"), strict=True)
-        ],
+        # A row without a peer address (Envoy's default format) is resolved from its chain alone.
+        pl.col("_peer").alias("remote_addr"),
+        xff.alias("xff"),
         pl.when(xff.is_null() | (xff == pl.col("_peer"))).then(pl.col("_peer_port")).alias("client_port"),
         *request,
         pl.when(~tcp | (code != 0)).then(code).alias("status"),
@@ -272,13 +270,8 @@ def _kind(line: str) -> str | None:
         if _TEXT_RES[0].match(line):
             return "istio"
         return "text" if _TEXT_RES[1].match(line) else None
-    if not line.startswith("{"):
-        return None
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict):
+    obj = R.head_object(line)
+    if obj is None:
         return None
     keys = set(obj)
     has_start = bool(keys & set(JSON_KEYS["start"][:2]))

@@ -41,7 +41,6 @@ Mapping to the event schema:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import polars as pl
@@ -196,15 +195,9 @@ def _events(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _is_kong(line: str) -> bool:
-    line = line.strip()
-    if not line.startswith("{"):
-        return False
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return False
+    obj = R.head_object(line.strip())
     return (
-        isinstance(obj, dict)
+        obj is not None
         and isinstance(obj.get("request"), dict)
         and isinstance(obj.get("response"), dict)
         and "started_at" in obj

@@ -35,7 +35,6 @@ entry point, origin status, retries, request count, TLS version.
 
 from __future__ import annotations
 
-import json
 import re
 
 import polars as pl
@@ -139,14 +138,8 @@ def _clf_events(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     events = matched.select(
         *[c for c in ("source_line", "source_file", "_file_observer", "_idx") if c in matched.columns],
         parse_clf_time(pl.col("time")).alias("ts"),
-        *[
-            e.alias(n)
-            for e, n in zip(
-                R.peer_and_chain(pl.lit(None, pl.String), R.text(pl.col("client"))),
-                ("remote_addr", "xff"),
-                strict=True,
-            )
-        ],
+        # No peer address in Traefik's CLF: the client field is resolved as a chain.
+        R.text(pl.col("client")).alias("xff"),
         R.text(pl.col("user")).alias("principal"),
         R.text(pl.col("request")).alias("request_line"),
         pl.col("status").cast(pl.Int16, strict=False).alias("status"),
@@ -262,16 +255,10 @@ def _kind(line: str) -> str | None:
     line = line.strip()
     if _CLF.match(line):
         return "clf"
-    if not line.startswith("{"):
-        return None
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict):
-        return None
+    obj = R.head_object(line)
     if (
-        "ClientAddr" in obj
+        obj is not None
+        and "ClientAddr" in obj
         and "RequestMethod" in obj
         and ("DownstreamStatus" in obj or "OriginStatus" in obj)
     ):

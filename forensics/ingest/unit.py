@@ -423,14 +423,7 @@ def _detect(
     detection = None
     known = cache.get(shape)
     if known is not None and not options.format and not options.log_format:
-        end = -1
-        for _ in range(20):  # the first 20 lines only: decoding and splitting 64 kB per file adds up
-            nxt = head.find(b"\n", end + 1)
-            if nxt < 0:
-                end = len(head) if len(head) < HEAD_BYTES else end
-                break
-            end = nxt
-        again = get(known.ingestor).sniff(head_lines(head[: max(end, 0)], 20), task.rel_path)
+        again = get(known.ingestor).sniff(head_lines(head, 20), task.rel_path)
         if again is not None and again.confidence >= known.confidence - 0.15 and again.params == known.params:
             detection = again
     if detection is None:
