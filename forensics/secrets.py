@@ -60,11 +60,14 @@ _PREFILTER = [
     "basic",
     "digest",
     "eyj",
+    # JSON member names: every name in CREDENTIAL_PARAMS ends in one of these (with its closing quote)
+    # or contains a literal above; the short ones carry their opening quote too, so that
+    # ``"target_status_code":`` (every ALB row's extra) does not send each row to the regex.
     'key"',
-    'sig"',
-    'sid"',
-    'pwd"',
-    'code"',
+    '"sig"',
+    '"sid"',
+    '"pwd"',
+    '"code"',
     "cookie",
 ]
 _FP_RE = re.compile(r"^fp:[0-9a-f]{16}$")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from forensics.secrets import fingerprint, mask_series, mask_text
+from forensics.secrets import _PREFILTER, fingerprint, mask_series, mask_text
 
 TOKEN = "s3cr3t-T0ken-planted-4242"
 
@@ -99,6 +99,17 @@ def test_every_credential_parameter_passes_the_prefilter():
     for name, value in zip(names, masked, strict=True):
         assert TOKEN not in value, name
         assert value == f"a=1&{name}={fingerprint(TOKEN)}"
+    # The same names as JSON members (API Gateway, ALB extras, HAR bodies) pass the pre-filter too.
+    members = pl.Series([f'{{"n":1,"{n}": "{TOKEN}"}}' for n in names], dtype=pl.String)
+    for name, value in zip(names, mask_series(members).to_list(), strict=True):
+        assert value == f'{{"n":1,"{name}": "{fingerprint(TOKEN)}"}}', name
+
+
+def test_prefilter_skips_member_names_that_only_end_like_a_credential():
+    """``"target_status_code"`` is in every ALB row's extra: it must not send every row to the regex."""
+    extra = '{"type":"h2","target_status_code":"200","ssl_cipher":"ECDHE-RSA-AES128-GCM-SHA256"}'
+    assert not pl.Series([extra]).str.contains_any(_PREFILTER, ascii_case_insensitive=True).any()
+    assert mask_text(extra) == extra
 
 
 def test_json_members_holding_credentials_are_masked():
@@ -110,3 +121,14 @@ def test_json_members_holding_credentials_are_masked():
     assert got.count(TOKEN) == 1
     assert mask_text(got) == got  # idempotent
     assert mask_series(pl.Series([text, None])).to_list() == [got, None]
+
+
+def test_masking_over_distinct_values_maps_back_to_every_row():
+    from forensics.ingest.base import on_distinct
+
+    values = pl.Series("user_agent", ["curl/8", f"bot token={TOKEN}", None, "curl/8", f"bot token={TOKEN}"])
+    got = on_distinct(values, mask_series)
+    assert got.to_list() == [mask_text(v) for v in values.to_list()]
+    assert got.name == "user_agent" and values[1] == f"bot token={TOKEN}"  # the input is untouched
+    clean = pl.Series("user_agent", ["curl/8", None, "okhttp/4"])
+    assert on_distinct(clean, mask_series) is clean  # nothing to change: the column itself

@@ -49,8 +49,9 @@ import re
 
 import polars as pl
 
+from ..secrets import mask_series
 from . import _aws
-from .base import Detection, FileContext, Ingestor, empty_reject_rows, sniff_lines
+from .base import Detection, FileContext, Ingestor, empty_reject_rows, on_distinct, sniff_lines
 
 #: The fields of an ALB access-log line, in order; the column name used while parsing is ``c<index>``.
 FIELDS: tuple[str, ...] = (
@@ -145,6 +146,9 @@ _EXTRA_RARE = (
     "request_transform_status",
 )
 
+#: The rare extra fields that may hold text the client sent (masked by the parser itself).
+_EXTRA_CLIENT_TEXT = ("redirect_url", "transformed_host", "transformed_uri")
+
 
 def parse_alb(frame: pl.DataFrame, raw: bytes | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Lines (``line``, ``source_line``, ``_idx``, maybe ``source_file``…) → (events, rejects).
@@ -176,6 +180,12 @@ def parse_alb(frame: pl.DataFrame, raw: bytes | None = None) -> tuple[pl.DataFra
             if k not in ("port", "target_processing_time")
         ],
         *[dash(_col(k)).alias(f"x_{k}") for k in _EXTRA_RARE],
+    )
+    # ``extra`` is masked here, field by field: of its fields only these carry client text (the SNI
+    # name, and URLs and hosts built from the request); the rest are AWS's own values.
+    rows = rows.with_columns(
+        on_distinct(rows.get_column("x_domain_name"), mask_series),
+        *[mask_series(rows.get_column(f"x_{k}")) for k in _EXTRA_CLIENT_TEXT],
     )
     rows = _aws.with_host_port(rows, _COL["client"], "client_ip", "client_port")
     rows = _aws.split_request(rows, _COL["request"])
@@ -248,6 +258,8 @@ class AlbIngestor(Ingestor):
         if kin:
             how += f" ({kin} NLB/connection-log lines, rejected)"
         return Detection(self.name, round(min(conf, 1.0), 3), how, params={}, variant="access")
+
+    premasked = frozenset({"extra"})
 
     def parse(self, frame: pl.DataFrame, ctx: FileContext) -> tuple[pl.DataFrame, pl.DataFrame]:
         return parse_alb(frame, ctx.raw)

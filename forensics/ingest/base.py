@@ -82,6 +82,9 @@ class Ingestor:
     default_role: ClassVar[str] = "traffic"
     invalid_utf8: ClassVar[str] = "escape"  # how the reader repairs invalid UTF-8 for this format
     line_based: ClassVar[bool] = True
+    #: Event columns the ingestor masks itself (fields it knows cannot carry client text stay as they
+    #: are); finalize() masks every other free-text column.
+    premasked: ClassVar[frozenset[str]] = frozenset()
 
     def sniff(self, lines: list[str], path: str) -> Detection | None:
         raise NotImplementedError
@@ -170,6 +173,23 @@ def unescape_series(values: pl.Series) -> pl.Series:
     idx = hit.arg_true()
     fixed = pl.Series([unescape_text(v) for v in values.gather(idx).to_list()], dtype=pl.String)
     return values.scatter(idx, fixed)
+
+
+#: Columns whose values repeat across rows (a few hundred user agents in a million requests): their
+#: per-row text work (unescaping, masking) runs over the distinct values instead.
+REPETITIVE_COLUMNS = frozenset({"user_agent", "referer"})
+
+
+def on_distinct(values: pl.Series, fn: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """``fn`` applied to the distinct values only and mapped back; the column itself is returned
+    untouched when ``fn`` changed none of them (the rule). A hash of each value costs less than an
+    Aho-Corasick or regex scan of each long user agent."""
+    distinct = values.unique()
+    out = fn(distinct.clone())  # a clone: fn may scatter into its argument in place
+    changed = distinct.ne_missing(out)
+    if not changed.any():
+        return values
+    return values.replace(distinct.filter(changed), out.filter(changed))
 
 
 # "GET /path?x HTTP/1.1" → method, target, protocol. The target may contain spaces ("/a[ ]b"):
@@ -341,7 +361,13 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
 MASKED_COLUMNS = ["query", "request", "referer", "extra", "path", "user_agent", "request_id"]
 
 
-def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.DataFrame:
+def _per_value(values: pl.Series, fn: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    return on_distinct(values, fn) if values.name in REPETITIVE_COLUMNS else fn(values)
+
+
+def finalize(
+    frame: pl.DataFrame, ctx: FileContext, source_format: str, premasked: frozenset[str] = frozenset()
+) -> pl.DataFrame:
     """Intermediate columns → the event schema. Common to every ingestor."""
     if frame.height == 0:
         return conform(frame)
@@ -369,7 +395,7 @@ def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.Da
     frame = split_target(frame)
     esc = [c for c in ESCAPED_COLUMNS if c in frame.columns and frame.schema[c] == pl.String]
     if esc:
-        frame = frame.with_columns([unescape_series(frame.get_column(c)).alias(c) for c in esc])
+        frame = frame.with_columns([_per_value(frame.get_column(c), unescape_series).alias(c) for c in esc])
     if "remote_addr" in frame.columns or "xff" in frame.columns:
         frame = resolve_clients(frame, ctx.nets)
         frame = frame.drop([c for c in ("remote_addr", "xff") if c in frame.columns])
@@ -394,8 +420,8 @@ def finalize(frame: pl.DataFrame, ctx: FileContext, source_format: str) -> pl.Da
             expr = pl.coalesce("bytes_out", "bytes_out_total")
         frame = frame.with_columns(expr.alias("bytes_out")).drop("bytes_out_total")
     for c in MASKED_COLUMNS:
-        if c in frame.columns and frame.schema[c] == pl.String:
-            frame = frame.with_columns(mask_series(frame.get_column(c)).alias(c))
+        if c in frame.columns and c not in premasked and frame.schema[c] == pl.String:
+            frame = frame.with_columns(_per_value(frame.get_column(c), mask_series).alias(c))
     frame = _principal_from_headers(frame)
     if "path" in frame.columns:
         frame = frame.with_columns(template_paths(frame.get_column("path")).alias("endpoint"))

@@ -12,7 +12,6 @@ import hashlib
 import math
 import multiprocessing
 import os
-import re
 import threading
 import time
 from collections import defaultdict
@@ -49,14 +48,28 @@ POOL_MIN_BYTES = 16 * 1024 * 1024
 SPLIT_MIN_BYTES = 96 * 1024 * 1024
 RANGE_BYTES = 256 * 1024 * 1024
 
-_ROTATION = re.compile(r"(\.(gz|bz2|zst|xz))$|([.-]\d+)$|(-\d{8}(\d{2})?)$")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".xz")
+
+
+def _strip_rotation(name: str) -> str:
+    """One rotation suffix off: a compression extension, or ``.N`` / ``-N`` / ``-YYYYMMDD[HH]``."""
+    for ext in _COMPRESSED_SUFFIXES:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    digits = len(name) - len(name.rstrip("0123456789"))
+    if digits and len(name) > digits and name[-digits - 1] in ".-":
+        return name[: -digits - 1]
+    return name
 
 
 def rotation_base(rel_path: str) -> str:
-    """``gw1/access.log.2.gz`` → ``gw1/access.log``: the logrotate set a file belongs to."""
+    """``gw1/access.log.2.gz`` → ``gw1/access.log``: the logrotate set a file belongs to.
+
+    String methods, not a regex anchored at the end: the file names of an S3 tree are long, and an
+    unanchorable ``$`` regex rescans them from every position."""
     base = rel_path
     for _ in range(3):
-        stripped = _ROTATION.sub("", base)
+        stripped = _strip_rotation(base)
         if stripped == base:
             break
         base = stripped

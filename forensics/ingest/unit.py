@@ -326,7 +326,7 @@ def _process(batch: _Batch, writer: PartWriter, progress: Progress | None) -> No
         if "source_file" not in rej.columns:
             rej = rej.join(frame.select("_idx", "source_file"), on="_idx", how="left")
         rejects.append(rej.select("_idx", "source_line", "reason", "source_file"))
-    events = finalize(events, batch.ctx, batch.ingestor.name)
+    events = finalize(events, batch.ctx, batch.ingestor.name, batch.ingestor.premasked)
     rej_all = pl.concat(rejects, how="diagonal_relaxed") if rejects else None
     _count(batch, chunk, events, rej_all)
     writer.add(events, _reject_rows(rej_all, batch, chunk) if rej_all is not None else None)
@@ -544,7 +544,7 @@ def _stream_file(
                 _process(batch, writer, progress)
         else:
             for events, rejects, n in ingestor.read_document(evidence, ctx):
-                events = finalize(events, ctx, ingestor.name) if events.height else events
+                events = finalize(events, ctx, ingestor.name, ingestor.premasked) if events.height else events
                 result.lines_read += n
                 result.rows += events.height
                 result.rejected += rejects.height

@@ -216,3 +216,23 @@ def test_sniff_claims_alb_and_its_tree_but_not_classic_elb():
     assert nlb_only is not None and nlb_only.confidence < 0.6  # claimed, to be rejected by name
     clb = '2015-05-13T23:39:43.945958Z my-lb 192.168.131.39:2817 10.0.0.1:80 0.000073 0.001048 0.000057 200 200 0 29 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.38.0" - -'
     assert ing.sniff([clb], "x.log") is None
+
+
+def test_client_text_in_extra_is_masked_by_the_parser(ingest_files):
+    """ALB masks its own extra field by field: the redirect URL and rewritten URI repeat the client's
+    query, so a credential there becomes a fingerprint; AWS's own values stay as logged."""
+    from forensics.secrets import fingerprint
+
+    secret = "s3cr3t-alb-planted-77"
+    rest = (
+        f'- - arn:tg "Root=1-x" "api.example.com" "-" 0 2023-01-05T16:40:11.990000Z "redirect" '
+        f'"https://new.example.com/a?token={secret}" "-" "10.0.1.23:8080" "301" "-" "-" TID_1 '
+        f'"new.example.com" "/a?api_key={secret}" "TRANSFORMED"'
+    )
+    case = ingest_files({FILE: _line(rest=rest) + "\n"})
+    extra = json.loads(case.events().row(0, named=True)["extra"])
+    assert extra["redirect_url"] == f"https://new.example.com/a?token={fingerprint(secret)}"
+    assert extra["transformed_uri"] == f"/a?api_key={fingerprint(secret)}"
+    assert extra["transformed_host"] == "new.example.com" and extra["domain_name"] == "api.example.com"
+    assert extra["actions_executed"] == "redirect" and extra["conn_trace_id"] == "TID_1"
+    assert secret not in str(case.events().rows())

@@ -6,6 +6,9 @@ import gzip
 from datetime import UTC, datetime
 
 import polars as pl
+import pytest
+
+from forensics.ingest.driver import rotation_base
 
 MAIN = (
     '10.0.0.5 - - [{t}] "GET /api/v1/customers/{i}?fields=name HTTP/1.1" 200 {b} "-" "okhttp/4.9.0" "{xff}"\n'
@@ -278,3 +281,25 @@ def test_byte_order_mark_in_a_streamed_file(tmp_path):
     lines = [ln for c in chunks for ln in c.lines.to_list()]
     offsets = [int(o) for c in chunks for o in c.offsets]
     assert lines == ["abc", "def"] and offsets == [3, 7]
+
+
+@pytest.mark.parametrize(
+    ("path", "base"),
+    [
+        ("gw1/access.log", "gw1/access.log"),
+        ("gw1/access.log.1", "gw1/access.log"),
+        ("gw1/access.log.2.gz", "gw1/access.log"),
+        ("gw1/access.log-20221125", "gw1/access.log"),
+        ("gw1/access.log-2022112512.zst", "gw1/access.log"),
+        ("logs/2022", "logs/2022"),  # a name of digits only is not a rotation number
+        ("v1.2/api.log.xz", "v1.2/api.log"),
+        (
+            "AWSLogs/1/elasticloadbalancing/us-east-1/2022/11/25/1_elasticloadbalancing_us-east-1_app.api.50dc"
+            "_20221125T0005Z_10.0.1.17_2et2e1mx.log.gz",
+            "AWSLogs/1/elasticloadbalancing/us-east-1/2022/11/25/1_elasticloadbalancing_us-east-1_app.api.50dc"
+            "_20221125T0005Z_10.0.1.17_2et2e1mx.log",
+        ),
+    ],
+)
+def test_rotation_base_names_the_logrotate_set(path: str, base: str) -> None:
+    assert rotation_base(path) == base
