@@ -446,6 +446,10 @@ def _shape(rel_path: str) -> str:
     return re.sub(r"[A-Za-z0-9]{6,}|\d+", "#", rel_path)
 
 
+def worker_ready() -> None:
+    """Submitted once per pool worker so that every worker starts (and imports this module) at once."""
+
+
 def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
     """The unit of work. Pure: inputs in, temporary parts and stats out.
 
