@@ -32,6 +32,7 @@ from .passes import (
     prepare,
     scanning,
     sql_view,
+    ts_from_sql,
     volume,
 )
 from .passes.dedup import deduplicate
@@ -279,7 +280,7 @@ def _clip(f: Finding, prepared: pl.LazyFrame, ctx: Context) -> None:
     lo = max(f.start, ctx.since) if ctx.since else f.start
     hi = min(f.end, ctx.until) if ctx.until else f.end
     cut_start, cut_end = lo != f.start, hi != f.end
-    sql = f.query.replace(f"ts >= '{fmodel.iso(f.start)}'", f"ts >= '{fmodel.iso(lo)}'").replace(
+    sql = f.query.replace(ts_from_sql(f.start), ts_from_sql(lo, exact=cut_start)).replace(
         f"ts <= '{fmodel.iso(f.end)}'", f"ts <= '{fmodel.iso(hi)}'"
     )
     ctx_sql = pl.SQLContext(events=sql_view(prepared))

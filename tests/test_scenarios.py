@@ -147,6 +147,16 @@ def test_findings_validate_are_deterministic_and_reproducible(cases):
             assert api.query(case, f["query"]).height == f["requests"], (f["id"], f["kind"], f["query"][:200])
 
 
+def test_window_query_returns_every_observers_copy(cases):
+    """The balancer logs microseconds, the gateway whole seconds: the gateway's copy of the first request
+    is stamped before the window's exact start, and the query must still return it."""
+    case, doc, _truth = cases[("standard-1", "all")]
+    window = next(f for f in doc["findings"] if f["kind"] == "exfiltration_window")
+    assert window["start"].endswith("Z") and "." in window["start"]  # the balancer's microsecond time
+    per_source = api.query(case, window["query"]).group_by("source_format").len()
+    assert dict(per_source.iter_rows()) == {"alb": window["requests"], "nginx": window["requests"]}
+
+
 def test_affected_records_and_iocs(cases):
     case, doc, truth = cases[("standard-1", "all")]
     window = next(f for f in doc["findings"] if f["kind"] == "exfiltration_window")

@@ -193,12 +193,21 @@ def event_query(
     if endpoints:
         where.append(sql_in("endpoint", endpoints))
     if start is not None:
-        where.append(f"ts >= '{iso(start)}'")
+        where.append(ts_from_sql(start))
     if end is not None:
         where.append(f"ts <= '{iso(end)}'")
     where.extend(extra or [])
     clause = " AND ".join(where) if where else "TRUE"
     return f"SELECT * FROM events WHERE {clause} ORDER BY ts, source_file, source_line"
+
+
+def ts_from_sql(start: datetime, exact: bool = False) -> str:
+    """The query's lower time bound: the start's whole second unless ``exact``. Sources that log whole
+    seconds (nginx, Apache) stamp their copy of the first request up to a second before the balancer's
+    microsecond time; the query must return that copy too."""
+    from ..findings import iso
+
+    return f"ts >= '{iso(start if exact else start.replace(microsecond=0))}'"
 
 
 def raw_endpoints(endpoint_key: str) -> list[str]:
