@@ -540,6 +540,11 @@ def explain(case_dir: str | Path, finding_id: str) -> dict[str, Any]:
 
     case = Case.open(case_dir)
     doc = fmodel.read(case.path / "findings.json")
+    if not doc["findings"]:
+        raise ForensicsError(
+            f"no finding {finding_id}: the last analysis of {case_dir} reported no findings",
+            hint="`forensics analyze --case DIR` writes them (without --client/--since/--until filters: all)",
+        )
     match = [f for f in doc["findings"] if f["id"] == finding_id]
     if not match:
         raise ForensicsError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import polars as pl
@@ -27,6 +28,28 @@ def ingest(
     on_event: Any = None,
 ) -> IngestReport:
     """Ingest evidence files/directories/globs into the case at ``case_dir``."""
+    check_ingest_options(format=format, log_format=log_format, trusted_proxies=trusted_proxies, tz=tz)
+    options = IngestOptions(
+        format=format, log_format=log_format, trusted_proxies=tuple(trusted_proxies), tz=tz, role=role
+    )
+    return _ingest(sources, case_dir, options, workers=workers, on_event=on_event)
+
+
+def check_ingest_options(
+    *,
+    format: str | None = None,
+    log_format: str | None = None,
+    trusted_proxies: tuple[str, ...] = (),
+    tz: str | None = None,
+) -> None:
+    """Refuse bad ingest options before anything is written (the CLI calls this before logging).
+
+    An empty value is refused, not ignored: it is usually an unset shell variable."""
+    for option, value in (("--format", format), ("--log-format", log_format), ("--tz", tz)):
+        if value is not None and not value.strip():
+            raise ForensicsError(
+                f"{option} is empty", hint=f"give a value or leave {option} out (an unset shell variable?)"
+            )
     if tz is not None:
         _check_tz(tz)
     if trusted_proxies:
@@ -45,15 +68,11 @@ def ingest(
             raise ForensicsError(
                 f"--log-format: {exc}", hint="pass the string between the quotes of the config line"
             ) from None
-    options = IngestOptions(
-        format=format, log_format=log_format, trusted_proxies=tuple(trusted_proxies), tz=tz, role=role
-    )
     if format:
         from .ingest import get, preset_names
 
         if format not in preset_names():
             get(format)
-    return _ingest(sources, case_dir, options, workers=workers, on_event=on_event)
 
 
 def _check_tz(tz: str) -> None:
@@ -96,8 +115,9 @@ def _text_categoricals(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def query(case_dir: str | os.PathLike[str], sql: str) -> pl.DataFrame:
-    """Run polars SQL over the case."""
+    """Run polars SQL over the case: one read-only statement (SELECT, WITH, SHOW, EXPLAIN)."""
     case = Case.open(case_dir)
+    _check_read_only(sql)
     try:
         return sql_context(case).execute(sql, eager=True)
     except (
@@ -112,6 +132,81 @@ def query(case_dir: str | os.PathLike[str], sql: str) -> pl.DataFrame:
         raise ForensicsError(
             f"query failed: {first}", hint="tables: events, all_events, rejects (and inventory)"
         ) from None
+
+
+#: First words of the statements ``query`` runs; polars would also run DROP TABLE, CREATE TABLE … and
+#: answer with an empty frame, which reads as "no rows" (it changes only the in-memory context).
+_READ_ONLY_STATEMENTS = ("SELECT", "WITH", "SHOW", "EXPLAIN", "DESCRIBE", "VALUES", "TABLE")
+_SQL_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
+
+
+def _check_read_only(sql: str) -> None:
+    """Refuse statements that are not queries, with the word that was given."""
+    body = _SQL_COMMENTS.sub("", sql).lstrip("(").lstrip()
+    word = re.match(r"[A-Za-z_]*", body)
+    first = word.group(0).upper() if word else ""
+    if first not in _READ_ONLY_STATEMENTS:
+        shown = first or (body[:20] if body else "an empty query")
+        raise ForensicsError(
+            f"query failed: only SELECT queries are run, not {shown}",
+            hint='e.g. "SELECT client_ip, count(*) AS n FROM events GROUP BY 1" (tables: events, all_events, '
+            "rejects, inventory)",
+        )
+
+
+def check_analyze_options(
+    case_dir: str | os.PathLike[str],
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    clients: tuple[str, ...] | list[str] = (),
+) -> None:
+    """Refuse analyze options that would silently report nothing (and overwrite findings.json with it).
+
+    ``--until`` before ``--since`` is an empty range; a ``--client`` that is not an address seen in the
+    case's traffic can match no finding."""
+    import ipaddress
+
+    from . import config as config_mod
+    from .analyze import _parse_time
+
+    case = Case.open(case_dir)
+    config_mod.load(config_path)
+    for option, value in (("--since", since), ("--until", until)):
+        if value is not None and not value.strip():
+            raise ForensicsError(f"{option} is empty", hint=f"give an ISO 8601 time or leave {option} out")
+    since_t, until_t = _parse_time(since), _parse_time(until)
+    if since_t is not None and until_t is not None and until_t < since_t:
+        raise ForensicsError(
+            f"--until {until} is before --since {since}", hint="give the earlier time to --since"
+        )
+    if not clients:
+        return
+    wanted = list(dict.fromkeys(clients))
+    seen = set(
+        case.scan_events()
+        .select(pl.col("client_ip").cast(pl.String))
+        .filter(pl.col("client_ip").is_in(pl.Series(wanted, dtype=pl.String).implode()))
+        .unique()
+        .collect()
+        .get_column("client_ip")
+        .to_list()
+    )
+    for value in wanted:
+        if value in seen:
+            continue
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ForensicsError(
+                f"--client {value!r} is not an IP address",
+                hint="give a client address as it appears in the events, e.g. 203.0.113.9",
+            ) from None
+        raise ForensicsError(
+            f"--client {value} does not appear in the case's traffic",
+            hint='list the clients with `forensics query --case DIR "SELECT DISTINCT client_ip FROM events"`',
+        )
 
 
 def summary(case_dir: str | os.PathLike[str], top: int = 5) -> dict[str, Any]:

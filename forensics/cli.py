@@ -7,6 +7,7 @@ Values from the evidence are passed through :func:`forensics.safe.terminal` befo
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -58,16 +59,29 @@ class Group(click.Group):
             sys.exit(70)
 
 
+def _not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An empty path is the current directory: usually an unset shell variable, never meant."""
+    if value == "":
+        raise ForensicsError("--case is empty", hint="give the case directory (an unset shell variable?)")
+    return value
+
+
 def case_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--case", "case_dir", required=True, type=click.Path(file_okay=False), help="The case directory."
+        "--case",
+        "case_dir",
+        required=True,
+        type=click.Path(file_okay=False),
+        callback=_not_empty,
+        help="The case directory.",
     )(f)
 
 
 def _log(case_dir: str, command: str, **args: Any) -> None:
+    """Append to the log of an existing case: a mistyped --case, or an evidence directory, gets nothing."""
     from .case import Case
 
-    Case(case_dir).log_command(command, args)
+    Case.open(case_dir).log_command(command, args)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -112,7 +126,9 @@ def ingest_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["traffic", "reference"]),
             help="Count these sources as traffic or as reference (HAR default: reference).",
         ),
-        click.option("--workers", type=int, default=None, help="Worker processes (default: up to 2)."),
+        click.option(
+            "--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: up to 2)."
+        ),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -129,19 +145,29 @@ def run_ingest(
     role: str | None,
     workers: int | None,
 ) -> Any:
+    from pathlib import Path
+
+    from .case import Case
     from .ingest.driver import check_case_location, resolve_sources
 
-    check_case_location(__import__("pathlib").Path(case_dir), sources)
-    resolve_sources(sources)  # fail on a missing path before creating anything
-    _log(
-        case_dir,
+    # Everything is checked before the first write: a refused command leaves no directory behind.
+    if any(src == "" for src in sources):
+        raise ForensicsError(
+            "an empty source was given", hint="name files, directories or globs (an unset shell variable?)"
+        )
+    api.check_ingest_options(format=fmt, log_format=log_format, trusted_proxies=trusted_proxy, tz=tz)
+    check_case_location(Path(case_dir), sources)
+    resolve_sources(sources)
+    Case(case_dir).log_command(
         "ingest",
-        sources=list(sources),
-        format=fmt,
-        log_format=log_format,
-        trusted_proxy=list(trusted_proxy),
-        tz=tz,
-        role=role,
+        {
+            "sources": list(sources),
+            "format": fmt,
+            "log_format": log_format,
+            "trusted_proxy": list(trusted_proxy),
+            "tz": tz,
+            "role": role,
+        },
     )
     progress = Progress(
         TextColumn("[bold]ingest"),
@@ -196,7 +222,23 @@ def run_ingest(
             on_event=on_event,
         )
     print_ingest_report(report)
+    check_something_read(report)
     return report
+
+
+def check_something_read(report: Any) -> None:
+    """Every input unknown or unreadable is a failed ingest, not a quiet success with 0 events."""
+    t = report.totals()
+    status = t["status"]
+    read = sum(status.get(s, 0) for s in ("ingested", "partial", "duplicate")) + t["already_in_case"]
+    unknown, errors = status.get("unknown", 0), status.get("error", 0)
+    if read or not (unknown or errors):
+        return
+    empty = f", {status['empty']} empty" if status.get("empty") else ""
+    raise ForensicsError(
+        f"no input could be read: {unknown} unknown, {errors} error(s){empty}",
+        hint="name the format with --format NAME (see `forensics formats`) or --log-format STRING",
+    )
 
 
 def print_ingest_report(report: Any) -> None:
@@ -216,7 +258,7 @@ def print_ingest_report(report: Any) -> None:
     if t["already_in_case"]:
         out.print(f"{t['already_in_case']} file(s) already in the case: skipped")
     for f in report.files:
-        if f.status in ("unknown", "error", "partial", "duplicate", "empty"):
+        if f.status in ("unknown", "error", "partial", "duplicate", "empty", "skipped"):
             detail = f.error or (f"duplicate of {f.duplicate_of}" if f.duplicate_of else "; ".join(f.notes))
             out.print(f"  {f.status:9} {terminal(f.path, 120)}  {terminal(detail, 200)}")
     if status.get("unknown"):
@@ -246,7 +288,9 @@ def ingest(**kwargs: Any) -> None:
 @click.option(
     "--output", "-o", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
-@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown in table mode.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Rows shown in table mode."
+)
 def query(case_dir: str, sql: str, output: str, limit: int) -> None:
     """Ad-hoc polars SQL over the case: tables events, all_events, rejects (and inventory).
 
@@ -305,7 +349,7 @@ def formats() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-def print_summary(case_dir: str) -> None:
+def print_summary(case_dir: str) -> dict[str, Any]:
     s = api.summary(case_dir)
     out.print(
         f"[bold]Case[/] {terminal(s['case'])}: {s['events']:,} traffic events from {s['inputs']} input(s)"
@@ -318,6 +362,7 @@ def print_summary(case_dir: str) -> None:
     print_frame(s["by_source"], title="Sources")
     print_frame(s["top_clients"], title="Top clients")
     print_frame(s["top_endpoints"], title="Top endpoints")
+    return s
 
 
 @main.command()
@@ -329,7 +374,7 @@ def summary(case_dir: str) -> None:
 
 @main.command()
 @case_option
-@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Rows shown.")
 def inventory(case_dir: str, limit: int) -> None:
     """Endpoint inventory → inventory.parquet (+ a table): one row per (method, host, endpoint template).
 
@@ -365,7 +410,15 @@ def investigate(**kwargs: Any) -> None:
     """
     case_dir = kwargs["case_dir"]
     run_ingest(**kwargs)
-    print_summary(case_dir)
+    s = print_summary(case_dir)
+    if not s["events"]:
+        # Analysing nothing would end in "no exfiltration found": a verdict the evidence cannot give.
+        raise ForensicsError(
+            "no traffic events were ingested: nothing to investigate",
+            hint="HAR captures count as reference: add --role traffic to analyse them"
+            if s["reference_files"]
+            else "check the summary above: name the format with --format NAME or --log-format STRING",
+        )
     with err.status("inventory: endpoints across the case"):
         frame = api.inventory(case_dir)
     _log(case_dir, "inventory")
@@ -486,6 +539,7 @@ def run_analyze(
 ) -> Any:
     from .analyze import analyze as do_analyze
 
+    api.check_analyze_options(case_dir, config_path=config_path, since=since, until=until, clients=clients)
     _log(
         case_dir,
         "analyze",
@@ -583,7 +637,9 @@ def explain(case_dir: str, finding_id: str) -> None:
     for k, v in (f["evidence"].get("criteria") or {}).items():
         crit.add_row(k, str(v))
     out.print(crit)
-    out.print(Text("Reproduce: forensics query --case " + case_dir + ' "' + f["query"] + '"'))
+    # Paths in the query come from the evidence: quoted for the shell, so pasting the line runs only the query.
+    reproduce = shlex.join(["forensics", "query", "--case", case_dir, f["query"]])
+    out.print(Text("Reproduce: " + terminal(reproduce, 100_000)))
     for s in info["samples"]:
         line = s["line"] if s["line"] is not None else "(evidence file not reachable)"
         out.print(Text(f"{terminal(s['ref'], 200)}: {terminal(line, 400)}"))

@@ -18,11 +18,14 @@ import polars as pl
 _SALT = b"forensics-fp/1\x00"
 
 #: Query / form parameter names whose values are credentials.
+#: ``_`` and ``-`` inside a name may arrive percent-encoded (``api%5Fkey``); any name that ends in token,
+#: secret, signature or password (``private_token``, ``X-Goog-Signature``) is one too.
+_SEP = r"(?:[_-]|%5[Ff]|%2[Dd])"
 CREDENTIAL_PARAMS = (
-    "api[_-]?key|apikey|x-api-key|key|access[_-]?token|id[_-]?token|refresh[_-]?token|auth[_-]?token|token|"
-    "auth|authorization|password|passwd|pwd|pass|secret|client[_-]?secret|signature|sig|"
-    "x-amz-signature|x-amz-credential|x-amz-security-token|session|session[_-]?id|sessid|jsessionid|"
-    "phpsessid|sid|code"
+    f"api{_SEP}?key|apikey|x{_SEP}api{_SEP}key|key|"
+    r"[a-z0-9_.%-]*(?:token|secret|signature|password|passwd)|"
+    f"auth|authorization|pwd|pass|sig|jwt|x{_SEP}amz{_SEP}credential|session|session{_SEP}?id|sessid|"
+    "jsessionid|phpsessid|sid|code"
 )
 
 # One alternation for every credential shape; written to work in both Rust regex and Python re.
@@ -31,7 +34,7 @@ CREDENTIAL_PARAMS = (
 #  3. Authorization schemes in free text ("Bearer xyz", "Basic dXNlcjpwYXNz")
 #  4. bare JWTs anywhere
 #  5. JSON members whose key is a credential name or a secret-bearing header ("api_key": "…")
-_PAIR = r"(?:^|[?&;\s\"',{(])(?:" + CREDENTIAL_PARAMS + r")=[^&#;\s\"',}]+"
+_PAIR = r"(?:^|[?&#;\s\"',{(])(?:" + CREDENTIAL_PARAMS + r")=[^&#;\s\"',}]+"
 _USERINFO = r"://[^/@\s:\"]+:[^/@\s\"]+@"
 _SCHEME = r"(?:[Bb]earer|[Bb]asic|[Tt]oken|[Dd]igest)\s+[A-Za-z0-9._~+/=-]{8,}"
 _JWT = r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
@@ -54,12 +57,13 @@ _PREFILTER = [
     "signature",
     "session",
     "sessid",
-    "x-amz-",
+    "amz",
     "@",
     "bearer",
     "basic",
     "digest",
     "eyj",
+    "jwt",
     # JSON member names: every name in CREDENTIAL_PARAMS ends in one of these (with its closing quote)
     # or contains a literal above; the short ones carry their opening quote too, so that
     # ``"target_status_code":`` (every ALB row's extra) does not send each row to the regex.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,162 @@ def test_every_command_has_help_with_text():
         code, out = run(name, "--help")
         assert code == 0, name
         assert (cmd.help or "").strip(), f"{name} has no help text"
+
+
+# --------------------------------------------------------------------------------------------------
+# Refusals write nothing; results that would mislead are errors; pasted commands run only themselves.
+
+
+def first_error(output: str) -> str:
+    """The first `Error:` line (the table of a failed ingest may come before it)."""
+    return next(line for line in output.splitlines() if line.startswith("Error:"))
+
+
+def test_explain_reproduce_line_is_shell_safe(evidence, tmp_path):
+    """A HAR path in the query is attacker text: pasting the line must run only `forensics query`."""
+    case = tmp_path / "my case; $(touch pwned)"
+    assert run("ingest", str(evidence), "--case", str(case))[0] == 0
+    assert run("analyze", "--case", str(case))[0] == 0
+    doc = json.loads((case / "findings.json").read_text())
+    evil = """SELECT * FROM events WHERE source_file = '/x/`touch /tmp/p`/$(touch /tmp/p2)/a"b\\'c.har'"""
+    doc["findings"] = [
+        {
+            "id": "F0001",
+            "kind": "enumeration",
+            "severity": "high",
+            "score": 1.0,
+            "actor": None,
+            "start": "2023-02-01T00:00:00Z",
+            "end": "2023-02-01T00:00:09Z",
+            "censored": {"start": False, "end": False},
+            "summary": "crafted",
+            "evidence": {"requests": 10},
+            "query": evil,
+        }
+    ]
+    (case / "findings.json").write_text(json.dumps(doc))
+    code, out = run("explain", "--case", str(case), "F0001")
+    assert code == 0, out
+    line = next(x for x in out.splitlines() if x.startswith("Reproduce: "))
+    assert shlex.split(line.removeprefix("Reproduce: ")) == ["forensics", "query", "--case", str(case), evil]
+
+
+@pytest.mark.parametrize(
+    "command", [["analyze"], ["report"], ["inventory"], ["query", "SELECT 1"], ["explain", "F0001"]]
+)
+def test_commands_on_a_non_case_write_nothing(evidence, tmp_path, command):
+    """A mistyped --case, or the evidence itself, is refused before log.jsonl is written."""
+    before = sorted(p.name for p in evidence.iterdir())
+    for case in (tmp_path / "nonexist", evidence):
+        code, out = run(command[0], "--case", str(case), *command[1:])
+        assert_clean_error(code, out, "is not a case directory")
+        assert first_error(out) == f"Error: {case} is not a case directory (no manifest.json)"
+    assert not (tmp_path / "nonexist").exists()
+    assert sorted(p.name for p in evidence.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--format", "klingon"], "Error: unknown format 'klingon'"),
+        (["--format", ""], "Error: --format is empty"),
+        (["--tz", ""], "Error: --tz is empty"),
+        (["--tz", "Mars/Olympus"], "Error: unknown time zone 'Mars/Olympus'"),
+        (["--log-format", ""], "Error: --log-format is empty"),
+        (["--trusted-proxy", "10.0.0/99"], "Error: not a CIDR range: '10.0.0/99'"),
+        (["--trusted-proxy", ""], "Error: not a CIDR range: ''"),
+    ],
+)
+def test_refused_ingest_options_leave_no_case(evidence, tmp_path, options, error):
+    """Options are checked before the case directory and its log.jsonl are created."""
+    code, out = run("ingest", str(evidence), "--case", str(tmp_path / "case"), *options)
+    assert code == 1 and "Traceback" not in out
+    assert out.splitlines()[0] == error
+    assert out.splitlines()[1].startswith("Hint:")
+    assert not (tmp_path / "case").exists()
+
+
+def test_empty_source_or_case_is_refused(evidence, tmp_path, monkeypatch):
+    """An unset shell variable must not ingest the current directory, nor make it the case."""
+    monkeypatch.chdir(evidence)
+    code, out = run("ingest", "", "--case", str(tmp_path / "case"))
+    assert code == 1 and out.splitlines()[0] == "Error: an empty source was given"
+    assert not (tmp_path / "case").exists()
+    code, out = run("ingest", str(evidence), "--case", "")
+    assert code == 1 and out.splitlines()[0] == "Error: --case is empty"
+    assert sorted(p.name for p in evidence.iterdir()) == ["access.log"]
+
+
+def test_ingest_fails_when_no_input_could_be_read(evidence, tmp_path):
+    """Every input unknown is a failure; one readable input among them is a success with the summary."""
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 100)
+    code, out = run("ingest", str(garbage), "--case", str(tmp_path / "c1"))
+    assert code == 1 and "Traceback" not in out
+    assert first_error(out) == "Error: no input could be read: 1 unknown, 0 error(s)"
+    assert "--format" in out.splitlines()[-1]
+    code, out = run("ingest", str(garbage), str(evidence), "--case", str(tmp_path / "c2"))
+    assert code == 0, out
+    assert "events + rejected = lines read: 10 + 0 = 10 (ok)" in out and "Error:" not in out
+
+
+def test_investigate_without_traffic_events_fails(evidence, tmp_path):
+    """No events read must not end in "no exfiltration found"."""
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 100)
+    code, out = run("investigate", str(garbage), "--case", str(tmp_path / "c1"))
+    assert code == 1 and "Headline" not in out
+    assert first_error(out) == "Error: no input could be read: 1 unknown, 0 error(s)"
+    # every line parsed as rejected: the file was read, but there is nothing to analyse
+    case = tmp_path / "c2"
+    code, out = run("investigate", str(evidence), "--case", str(case), "--log-format", "$remote_addr x")
+    assert code == 1 and "Headline" not in out
+    assert first_error(out) == "Error: no traffic events were ingested: nothing to investigate"
+    assert not (case / "findings.json").exists()
+
+
+def test_analyze_refuses_filters_that_match_nothing(evidence, tmp_path):
+    """--until before --since, or a --client that is no client of the case, would overwrite findings.json."""
+    case = tmp_path / "case"
+    run("ingest", str(evidence), "--case", str(case))
+    assert run("analyze", "--case", str(case))[0] == 0
+    findings = (case / "findings.json").read_bytes()
+    refused = [
+        (
+            ["--since", "2023-02-02", "--until", "2023-02-01"],
+            "Error: --until 2023-02-01 is before --since 2023-02-02",
+        ),
+        (["--client", "notanip"], "Error: --client 'notanip' is not an IP address"),
+        (["--client", "192.0.2.1"], "Error: --client 192.0.2.1 does not appear in the case's traffic"),
+        (["--since", "yesterday"], "Error: not a time: 'yesterday'"),
+    ]
+    for options, error in refused:
+        code, out = run("analyze", "--case", str(case), *options)
+        assert code == 1 and out.splitlines()[0] == error, out
+    assert (case / "findings.json").read_bytes() == findings
+    assert run("analyze", "--case", str(case), "--client", "203.0.113.9")[0] == 0
+
+
+def test_explain_on_a_case_without_findings(evidence, tmp_path):
+    """No "ids run from F0001 to F0000": say there are none."""
+    case = tmp_path / "case"
+    run("ingest", str(evidence), "--case", str(case))
+    run("analyze", "--case", str(case))
+    code, out = run("explain", "--case", str(case), "F0001")
+    assert code == 1 and "F0000" not in out
+    assert out.splitlines()[0] == f"Error: no finding F0001: the last analysis of {case} reported no findings"
+
+
+def test_query_refuses_negative_limits_and_statements_that_are_not_queries(evidence, tmp_path):
+    case = str(tmp_path / "case")
+    run("ingest", str(evidence), "--case", case)
+    code, out = run("query", "--case", case, "--limit", "-1", "SELECT * FROM events")
+    assert code == 2 and "-1 is not in the range x>=0" in out
+    code, out = run("query", "--case", case, "--limit", "0", "SELECT * FROM events")
+    assert code == 0 and "(10 rows, 0 shown)" in out
+    for sql in ("DROP TABLE events", "  create table t AS SELECT 1", ""):
+        code, out = run("query", "--case", case, sql)
+        assert code == 1 and out.splitlines()[0].startswith("Error: query failed: only SELECT queries"), sql
+    sql = "/* all */ -- clients\n WITH c AS (SELECT client_ip FROM events) SELECT count(*) AS n FROM c"
+    code, out = run("query", "--case", case, "-o", "csv", sql)
+    assert code == 0 and out.splitlines() == ["n", "10"]

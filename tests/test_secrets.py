@@ -45,6 +45,14 @@ def test_planted_token_is_absent_from_the_whole_case(ingest_files):
 
 def test_mask_shapes():
     assert mask_text(f"a=1&api_key={TOKEN}") == f"a=1&api_key={fingerprint(TOKEN)}"
+    # an OAuth implicit-flow redirect carries the token in the fragment
+    assert (
+        mask_text(f"https://app/cb#access_token={TOKEN}&x=1")
+        == f"https://app/cb#access_token={fingerprint(TOKEN)}&x=1"
+    )
+    assert (
+        mask_text(f"a=1&next_page={TOKEN}&tokens=2") == f"a=1&next_page={TOKEN}&tokens=2"
+    )  # not credentials
     assert mask_text(f"monkey={TOKEN}") == f"monkey={TOKEN}"  # not a credential name
     assert mask_text(f"https://bob:{TOKEN}@h/x") == f"https://bob:{fingerprint(TOKEN)}@h/x"
     assert mask_text(f"Authorization: Bearer {TOKEN}") == f"Authorization: Bearer {fingerprint(TOKEN)}"
@@ -93,6 +101,14 @@ def test_every_credential_parameter_passes_the_prefilter():
         "phpsessid",
         "sid",
         "code",
+        "jwt",
+        "private_token",
+        "csrf-token",
+        "X-Goog-Signature",
+        "X-Goog-Credential-Secret",
+        "api%5Fkey",
+        "access%5Ftoken",
+        "x%2Damz%2Dcredential",
     ]
     values = pl.Series([f"a=1&{n}={TOKEN}" for n in names], dtype=pl.String)
     masked = mask_series(values).to_list()
@@ -132,3 +148,29 @@ def test_masking_over_distinct_values_maps_back_to_every_row():
     assert got.name == "user_agent" and values[1] == f"bot token={TOKEN}"  # the input is untouched
     clean = pl.Series("user_agent", ["curl/8", None, "okhttp/4"])
     assert on_distinct(clean, mask_series) is clean  # nothing to change: the column itself
+
+
+def test_userinfo_of_an_absolute_request_url_is_neither_host_nor_stored(ingest_files):
+    """``GET https://admin:pw@host/x`` (a proxy request): the host is the host, the password is gone."""
+    alb = (
+        "https 2023-01-05T16:40:12.000001Z app/api-prod/50dc6c495c0c9188 198.51.100.7:40000 10.0.1.23:8080 "
+        f'0.000 0.010 0.000 200 200 100 200 "GET https://admin:{TOKEN}@api.example.com:443/x HTTP/1.1" '
+        '"curl/8.0" - - arn:tg "Root=1-x" "-" "-" 0 2023-01-05T16:40:11.990000Z "forward" "-" "-" '
+        '"10.0.1.23:8080" "200" "-" "-"\n'
+    )
+    nginx = (
+        f'203.0.113.9 - - [01/Feb/2023:00:00:00 +0000] "GET https://admin:{TOKEN}@Api.Example.com/x?a=1 '
+        'HTTP/1.1" 200 10 "-" "curl/8"\n'
+    )
+    case = ingest_files(
+        {
+            "AWSLogs/1/elasticloadbalancing/us-east-1/2023/01/05/1_elasticloadbalancing_us-east-1_app.a.b_20230105T1645Z_10.0.1.17_x.log": alb,
+            "access.log": nginx,
+        }
+    )
+    ev = case.events().sort("source_format")
+    assert ev.select("source_format", "host", "path").rows() == [
+        ("alb", "api.example.com", "/x"),
+        ("nginx", "api.example.com", "/x"),
+    ]
+    assert TOKEN not in _case_text(case.case_dir)

@@ -55,6 +55,7 @@ def with_host_port(
 _REQUEST_RE = (
     r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) "  # GET, POST, … (ALB writes "-" for unreadable requests)
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"  # http | https | ws | wss
+    r"(?:[^/?#@\s]*@)?"  # userinfo ("user:password@"): dropped, a secret and never the host
     r"(?P<host>\[[0-9A-Fa-f:.]*\]|[^/?#:\[\]]*)"  # host name or address; IPv6 in brackets
     r"(?::(?P<port>\d+))?"  # ALB always writes the port
     r"(?P<path>[^?]*?)"  # the path, spaces included (SpaceInUri)
@@ -95,7 +96,7 @@ def split_request(rows: pl.DataFrame, column: str) -> pl.DataFrame:
             & pl.col("protocol").str.starts_with("HTTP/")
             & pl.col("method").str.contains(r"^[A-Za-z][A-Za-z0-9_-]*$")
             & pl.col("_after").is_not_null()
-            & ~pl.col("_authority").str.contains(r"[?#]")
+            & ~pl.col("_authority").str.contains(r"[?#@]")  # userinfo: the regex drops it
         )
         .fill_null(False)
         .alias("_fast"),

@@ -196,7 +196,8 @@ def on_distinct(values: pl.Series, fn: Callable[[pl.Series], pl.Series]) -> pl.S
 # the method is split off the left and the protocol off the right.
 _REQUEST_RE = r"^([A-Za-z][A-Za-z0-9_-]*) (.*?)(?: (HTTP/[0-9.]+|HTTP))?$"
 _REQUEST_FAST_RE = r"^([A-Z]+) (\S+) (HTTP/[0-9.]+)$"
-_URL_RE = r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)$"
+# The userinfo of an absolute URL (``user:password@``) is dropped: a password, never a host.
+_URL_RE = r"^([A-Za-z][A-Za-z0-9+.-]*)://(?:[^/?#@]*@)?([^/?#]*)(.*)$"
 
 
 def split_request(frame: pl.DataFrame) -> pl.DataFrame:

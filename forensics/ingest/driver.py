@@ -113,10 +113,29 @@ class IngestReport:
 # Sources
 
 
-def resolve_sources(sources: Iterable[str]) -> tuple[Path, list[Path]]:
-    """Files, directories (recursive) and globs → (evidence root, files). Missing paths are an error."""
+#: Manifest statuses of inputs that yielded nothing and are read again by a later ingest.
+RETRIED_STATUSES = ("unknown", "error")
+
+
+@dataclass
+class Sources:
+    """What the command line names: the evidence root, the files to read, and what was passed over."""
+
+    root: Path
+    files: list[Path]
+    passed_over: list[FileResult]  # symbolic links, special files, unlistable folders (with the reason)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter((self.root, self.files, self.passed_over))
+
+
+def resolve_sources(sources: Iterable[str]) -> Sources:
+    """Files, directories (recursive) and globs → the evidence root and its files. Missing paths are an
+    error; inside a directory, symbolic links are not followed and special files are not read, and
+    both are reported rather than dropped."""
     files: list[Path] = []
     anchors: list[Path] = []
+    passed: list[tuple[str, str, str]] = []  # (absolute path, status, reason)
     for src in sources:
         matches = (
             [Path(p) for p in sorted(glob.glob(src, recursive=True))] if glob.has_magic(src) else [Path(src)]
@@ -129,7 +148,7 @@ def resolve_sources(sources: Iterable[str]) -> tuple[Path, list[Path]]:
             m = m.resolve()
             if m.is_dir():
                 anchors.append(m.parent)
-                files.extend(Path(p) for p in _regular_files_under(str(m)))
+                files.extend(Path(p) for p in _regular_files_under(str(m), passed))
             elif m.is_file():
                 anchors.append(m.parent)
                 files.append(m)
@@ -139,23 +158,49 @@ def resolve_sources(sources: Iterable[str]) -> tuple[Path, list[Path]]:
         raise ForensicsError("no files found in the given sources", hint="give files, directories or globs")
     root = Path(os.path.commonpath([str(a) for a in anchors]))
     unique = list(dict.fromkeys(files))
-    return root, unique
+    passed_over = [
+        FileResult(
+            path=Path(p).relative_to(root).as_posix(),
+            observer="",
+            abs_path=p,
+            status=status,
+            **({"error": why} if status == "error" else {"notes": [why]}),
+        )
+        for p, status, why in passed
+    ]
+    return Sources(root, unique, passed_over)
 
 
-def _regular_files_under(top: str) -> list[str]:
-    """Regular files below ``top`` (symbolic links neither followed nor listed), in path order.
+def _regular_files_under(top: str, passed: list[tuple[str, str, str]]) -> list[str]:
+    """Regular files below ``top``, in path order; symbolic links (not followed: they may leave the
+    evidence or loop), special files and folders that cannot be listed go to ``passed`` with why.
 
     ``os.scandir`` knows each entry's type from the directory listing itself: an S3 tree of ten
     thousand files costs no stat call per file."""
     found: list[str] = []
     stack = [top]
     while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    found.append(entry.path)
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listing = list(entries)
+        except OSError as exc:
+            passed.append((folder, "error", f"cannot list this folder: {exc.strerror or exc}"))
+            continue
+        for entry in listing:
+            if entry.is_symlink():
+                passed.append(
+                    (entry.path, "skipped", "symbolic link inside an evidence folder: not followed")
+                )
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                found.append(entry.path)
+            else:
+                passed.append(
+                    (entry.path, "skipped", "not a regular file (FIFO, socket or device): not read")
+                )
+    passed.sort(key=lambda p: p[0].split(os.sep))
     return sorted(found, key=lambda p: p.split(os.sep))
 
 
@@ -163,12 +208,14 @@ def check_case_location(case_dir: Path, sources: Iterable[str]) -> None:
     """A case inside the evidence would ingest itself and modify the evidence: refuse."""
     case = case_dir.resolve()
     for src in sources:
-        base = Path(src.split("*", 1)[0] or ".").resolve()
-        if base.is_dir() and (case == base or base in case.parents):
-            raise ForensicsError(
-                f"the case directory {case_dir} is inside the evidence {src}",
-                hint="put --case outside the evidence; evidence is read-only",
-            )
+        # A glob's evidence is what it matches (``ev[4]`` is the folder ev4; ``*.log`` only files).
+        for match in sorted(glob.glob(src, recursive=True)) if glob.has_magic(src) else [src]:
+            base = Path(match).resolve()
+            if base.is_dir() and (case == base or base in case.parents):
+                raise ForensicsError(
+                    f"the case directory {case_dir} is inside the evidence {src}",
+                    hint="put --case outside the evidence; evidence is read-only",
+                )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,28 +395,50 @@ def ingest(
     options = options or IngestOptions()
     notify = on_event or (lambda kind, data: None)
     check_case_location(Path(case_dir), sources)
-    root, files = resolve_sources(sources)
+    root, files, passed_over = resolve_sources(sources)
     case_prefix = str(Path(case_dir).resolve()) + os.sep
     files = [f for f in files if not str(f).startswith(case_prefix)]
     case = Case.create(case_dir)
     manifest = case.load_manifest()
     report = IngestReport()
 
-    # Already in the case: same size and same sha256 of the stored file → nothing to do.
+    # Already in the case: same size and same sha256 of the stored file → nothing to do. A file that
+    # was unknown or unreadable, and yielded nothing, is read again (with the --format given now, say)
+    # and its new entry replaces the old one.
+    retry = {
+        e["path"]
+        for e in manifest["inputs"]
+        if e.get("status") in RETRIED_STATUSES and not e.get("rows") and not e.get("rejected")
+    }
+    settled = [e for e in manifest["inputs"] if e["path"] not in retry]
     by_size: dict[int, set[str]] = defaultdict(set)
-    for e in manifest["inputs"]:
+    for e in settled:
         by_size[e.get("bytes", -1)].add(e.get("sha256", ""))
-    known_paths = {e["path"]: e.get("content_sha256") for e in manifest["inputs"]}
+    known_paths = {e["path"] for e in settled}
     tasks: list[FileTask] = []
+    retried: set[str] = set()
     for f in files:
-        size = f.stat().st_size
+        try:
+            size = f.stat().st_size
+            known = size in by_size and _sha256_file(f) in by_size[size]
+        except OSError:  # unreadable: the unit reports it for this file
+            size, known = 0, False
         rel = f.relative_to(root).as_posix()
-        if size in by_size and _sha256_file(f) in by_size[size]:
+        if known:
             report.skipped_known.append(rel)
             continue
-        if rel in known_paths:  # same name, different content: keep both, apart
+        if rel in retry:
+            retried.add(rel)
+        elif rel in known_paths:  # same name, different content: keep both, apart
             rel = f"{rel}@{_sha256_file(f)[:12]}"
         tasks.append(FileTask(str(f), rel, rotation_base(rel), size))
+    if retried:
+        manifest["inputs"] = [e for e in manifest["inputs"] if e["path"] not in retried]
+    listed = {(e["path"], e.get("status")) for e in manifest["inputs"]}
+    for p in passed_over:  # symbolic links and special files in the evidence folders, said once
+        if (p.path, p.status) not in listed:
+            manifest["inputs"].append(p.entry())
+        report.files.append(p)
 
     run_id = new_run_id()
     n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)

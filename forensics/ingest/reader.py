@@ -226,10 +226,57 @@ def _decompressor(raw: BinaryIO | io.RawIOBase, compression: str | None) -> Bina
     if compression == "xz":
         return lzma.LZMAFile(raw, mode="rb")  # type: ignore[arg-type]
     if compression == "zstd":
+        return _ZstdReader(raw)  # type: ignore[return-value]
+    return io.BufferedReader(raw) if isinstance(raw, io.RawIOBase) else raw  # type: ignore[arg-type]
+
+
+class _ZstdReader(io.RawIOBase):
+    """Decompressed zstd frames, one after another, that raises when the input ends inside a frame.
+
+    (zstandard's ``stream_reader`` returns a truncated file's readable part as if it were the whole.)"""
+
+    def __init__(self, raw: BinaryIO | io.RawIOBase) -> None:
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
-    return io.BufferedReader(raw) if isinstance(raw, io.RawIOBase) else raw  # type: ignore[arg-type]
+        self._raw = raw
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._dobj = self._new()
+        self._open_frame = False  # input given to the current frame that has not ended it yet
+        self._eof = False
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left for -1); b"" at the end of the last frame."""
+        while not self._eof and (size < 0 or len(self._buf) < size):
+            data = self._raw.read(1 << 17)
+            if not data:
+                self._eof = True
+                break
+            self._buf += self._feed(data)
+        if self._eof and self._open_frame and not self._buf:  # what was decoded is delivered first
+            raise ValueError("zstd stream ends inside a frame (truncated file)")
+        if size < 0 or size >= len(self._buf):
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    read1 = read
+
+    def _feed(self, data: bytes) -> bytes:
+        pieces = []
+        while data:
+            pieces.append(self._dobj.decompress(data))
+            self._open_frame = not self._dobj.eof
+            if not self._dobj.eof:
+                break
+            data = self._dobj.unused_data  # the next frame (concatenated .zst files)
+            self._dobj = self._new()
+            self._open_frame = bool(data)
+        return b"".join(pieces)
 
 
 @dataclass
@@ -246,6 +293,7 @@ class LineChunk:
     line_sha: dict[int, str] = field(default_factory=dict)  # sha256 of oversize lines not kept whole
     invalid_utf8: int = 0
     invalid_idx: list[int] = field(default_factory=list)  # which lines had invalid UTF-8
+    cut_short: list[int] = field(default_factory=list)  # lines cut where the stream was damaged
 
     def frame(self) -> pl.DataFrame:
         n = self.lines.len()
@@ -412,7 +460,10 @@ def iter_line_chunks(
     if skipping is not None:
         yield skipping.chunk(line_no)
     elif carry:
-        yield split_block(carry, offset, line_no, max_line, invalid)
+        last = split_block(carry, offset, line_no, max_line, invalid)
+        if failure is not None:  # the stream broke inside this line: what was read of it is not a line
+            last.cut_short = [last.lines.len() - 1]
+        yield last
     if failure is not None:
         raise failure
 

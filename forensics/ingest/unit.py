@@ -230,11 +230,14 @@ class _Batch:
     ctx: FileContext
     members: list[_Member] = field(default_factory=list)
     contents: list[bytes] = field(default_factory=list)
+    cut_short: list[int] = field(default_factory=list)  # batch-wide indices of lines cut by damage
     chunk: LineChunk | None = None
     lines: int = 0
     nbytes: int = 0
 
-    def add_content(self, result: FileResult, content: bytes, observer: str) -> None:
+    def add_content(self, result: FileResult, content: bytes, observer: str, damaged: bool = False) -> None:
+        """A whole small file; ``damaged``: its reading stopped at corruption, so a last line without
+        its newline was cut there and is a reject, not an event with a truncated value."""
         base = self.nbytes
         if content.startswith(BOM):  # a UTF-8 byte-order mark is not part of the first line
             content = content[len(BOM) :]
@@ -243,6 +246,8 @@ class _Batch:
         if content and not content.endswith(b"\n"):
             content += b"\n"  # the last line without a newline is a line
             n += 1
+            if damaged:
+                self.cut_short.append(self.lines + n - 1)
         self.members.append(_Member(result, observer, self.lines, n, 1, base))
         self.contents.append(content)
         self.lines += n
@@ -263,6 +268,7 @@ class _Batch:
         if self.chunk is None:
             opts = self.ctx.options
             self.chunk = split_block(b"".join(self.contents), 0, 1, opts.max_line, self.ingestor.invalid_utf8)  # type: ignore[arg-type]
+            self.chunk.cut_short = self.cut_short
             self.contents = []
         return self.chunk
 
@@ -301,25 +307,30 @@ def _frame(batch: _Batch, chunk: LineChunk) -> pl.DataFrame:
     return split_chunks(frame)
 
 
+#: Why the last line of a damaged file is not an event.
+CUT_SHORT = "line cut short: the file is corrupt or truncated here"
+
+
 def _process(batch: _Batch, writer: PartWriter, progress: Progress | None) -> None:
     """Parse, normalise and buffer a batch; add per-file counts to each member's result."""
     chunk = batch.cut()
     frame = _frame(batch, chunk)
     rejects = []
-    if chunk.too_long:
-        idx = list(chunk.too_long)
-        long_rows = frame.filter(pl.col("_idx").is_in(pl.Series(idx, dtype=pl.UInt32).implode()))
-        lengths = [chunk.too_long[i] for i in long_rows.get_column("_idx").to_list()]
+    # Lines that are rejects before any parse: too long to keep, or cut short by a damaged file.
+    forced = {
+        i: f"line longer than {batch.ctx.options.max_line} bytes ({n} bytes)"
+        for i, n in chunk.too_long.items()
+    }
+    forced.update({i: CUT_SHORT for i in chunk.cut_short})
+    if forced:
+        idx = pl.Series(list(forced), dtype=pl.UInt32).implode()
+        rows = frame.filter(pl.col("_idx").is_in(idx))
+        reasons = [forced[i] for i in rows.get_column("_idx").to_list()]
         rejects.append(
-            long_rows.select("_idx", "source_line", "source_file").with_columns(
-                pl.Series(
-                    "reason",
-                    [f"line longer than {batch.ctx.options.max_line} bytes ({n} bytes)" for n in lengths],
-                )
-            )
+            rows.select("_idx", "source_line", "source_file").with_columns(pl.Series("reason", reasons))
         )
-        frame = frame.filter(~pl.col("_idx").is_in(pl.Series(idx, dtype=pl.UInt32).implode()))
-    batch.ctx.raw = chunk.raw if not chunk.too_long and not chunk.invalid_idx else None
+        frame = frame.filter(~pl.col("_idx").is_in(idx))
+    batch.ctx.raw = chunk.raw if not forced and not chunk.invalid_idx else None
     events, rej = batch.ingestor.parse(frame, batch.ctx) if frame.height else (pl.DataFrame(), None)
     batch.ctx.raw = None
     if rej is not None and rej.height:
@@ -492,6 +503,8 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
             _fill_digests(result, evidence) if content is not None else _hash_only(evidence, result)
             result.status = "unknown"
             result.notes.append("no ingestor recognised the first lines; not parsed")
+            if evidence.error is not None:  # the damage is part of the story of an unreadable file
+                result.error = str(evidence.error)
             continue
         ingestor = get(detection.ingestor)
         ctx = FileContext(f.rel_path, f.observer, task.options, nets, detection)
@@ -503,7 +516,7 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
             batch = batches.get(key)
             if batch is None:
                 batch = batches[key] = _Batch(ingestor, FileContext("", "", task.options, nets, detection))
-            batch.add_content(result, content, f.observer)
+            batch.add_content(result, content, f.observer, damaged=evidence.error is not None)
             if batch.full:
                 _process(batch, writer, progress)
                 del batches[key]
