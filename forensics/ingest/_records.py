@@ -7,7 +7,9 @@ Every one of those formats is a stream of JSON objects (one a line, or inside a 
   whole batch on one odd record (invalid JSON, or a value whose JSON type differs from the usual one,
   such as a header logged as a list when it was repeated); then the batch is decoded again in slices,
   and only the slices that still fail are read record by record in Python, to reject the invalid
-  records and to project the odd ones onto the expected types.
+  records and to project the odd ones onto the expected types. That record-by-record reading cannot
+  raise for any one record: JSON nested deeper than the parser allows, numbers the decoder cannot hold
+  and any other failure become a reject with a reason (see :func:`load_json`).
 * :func:`read_lines` and :func:`read_records`: the ``read_document`` of the ingestors that cannot use
   the unit's line batches, either because a file may be one JSON document (GCP arrays, Azure
   ``{"records": [...]}`` blobs, streamed with ijson) or because their reject texts must be masked with
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,7 +37,6 @@ from ..schema import REJECT_TEXT_MAX, conform_rejects, empty_rejects
 from ..secrets import CREDENTIAL_PARAMS, fingerprint, mask_text
 from . import _aws
 from .base import FileContext, empty_reject_rows, reject_frame
-from .nginx_json import _DASH_NUMBER
 from .reader import BOM, EvidenceFile, LineChunk, iter_line_chunks, prefetch
 
 #: Rows per slice when a batch has to be decoded again after a failure.
@@ -45,7 +47,14 @@ DOCUMENT_BATCH = 20_000
 Parse = Callable[[pl.DataFrame, FileContext], tuple[pl.DataFrame, pl.DataFrame]]
 
 #: ``"clientPort":-`` (Azure, nginx escape=json): a number that was empty. Repaired to ``null``.
-DASH_NUMBER = _DASH_NUMBER
+DASH_NUMBER = r'":\s*-\s*([,}])'
+
+#: What a failed decode raises: polars' own errors, and a Rust panic (a ``BaseException``, not an
+#: ``Exception``) on input its decoder does not expect.
+DECODE_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
+#: Longest integer kept as a number when a record is read in Python (longer ones are kept as their
+#: text: polars' decoder rejects integers beyond 128 bits, Python's beyond 4300 digits).
+_INT_DIGITS = 18
 
 
 # --------------------------------------------------------------------------------------------------
@@ -73,11 +82,45 @@ def head_object(line: str) -> dict[str, Any] | None:
     """A head line as a JSON object, for detection; None when it is not one (cheap check first)."""
     if not line.startswith("{"):
         return None
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
+    obj, _ = load_json(line)
     return obj if isinstance(obj, dict) else None
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose repeated keys keep their first value, as polars' decoder does."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        out.setdefault(k, v)
+    return out
+
+
+def _float(token: str) -> float | str:
+    """A JSON number with a fraction or exponent: a float, or its text when no float holds it (1e400)."""
+    value = float(token)
+    return value if math.isfinite(value) else token
+
+
+def _int(token: str) -> int | str:
+    """A JSON integer: an int, or its text when it is too long for the decoder."""
+    return int(token) if len(token.lstrip("-")) <= _INT_DIGITS else token
+
+
+def load_json(text: str) -> tuple[Any, str | None]:
+    """One record's text read by Python's parser: (value, None), or (None, the reject reason). Never raises.
+
+    Values polars' decoder cannot hold are read as their text: ``NaN``, ``Infinity`` and ``-Infinity``
+    (not JSON, but Python's parser and some loggers accept them), numbers beyond a float (``1e400``) and
+    very long integers. A repeated key keeps its first value (as in the vectorised path).
+    """
+    try:
+        value = json.loads(
+            text, parse_constant=str, parse_float=_float, parse_int=_int, object_pairs_hook=_first_wins
+        )
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except Exception:  # noqa: BLE001 - one bad record is a reject, never the end of the run
+        return None, "invalid JSON"
+    return value, None
 
 
 def strip_container_prefix(frame: pl.DataFrame, column: str = "line") -> pl.DataFrame:
@@ -100,7 +143,7 @@ def decode_objects(
     frame: pl.DataFrame, dtype: pl.Struct, column: str = "line"
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Decode ``column`` (JSON object text) into the struct column ``_j``; the rows that are not JSON
-    objects come back as rejects (``invalid JSON`` / ``not a JSON object``).
+    objects come back as rejects (``invalid JSON``, ``not a JSON object``, ``JSON nested too deeply``).
 
     ``dtype`` lists only the wanted keys, as ``String`` (numbers and booleans are read as their text),
     ``List(String)`` or nested ``Struct``; other keys are skipped by the decoder.
@@ -108,7 +151,7 @@ def decode_objects(
     expr = pl.col(column).str.json_decode(dtype).alias("_j")
     try:
         return frame.with_columns(expr), empty_reject_rows()
-    except pl.exceptions.PolarsError:
+    except DECODE_ERRORS:
         pass
     parts: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
@@ -117,33 +160,74 @@ def decode_objects(
         try:
             parts.append(part.with_columns(expr))
             continue
-        except pl.exceptions.PolarsError:
+        except DECODE_ERRORS:
             pass
         texts: list[str | None] = []
         reasons: list[str | None] = []
         for value in part.get_column(column).to_list():
-            try:
-                obj = json.loads(value)
-            except (ValueError, TypeError):
-                texts.append(None)
-                reasons.append("invalid JSON")
-                continue
-            if not isinstance(obj, dict):
-                texts.append(None)
-                reasons.append("not a JSON object")
-                continue
-            texts.append(json.dumps(_project(obj, dtype), ensure_ascii=False))
-            reasons.append(None)
-        why = pl.Series("_why", reasons, dtype=pl.String)
-        part = part.with_columns(why)
+            fixed, reason = _fix_record(value, dtype)
+            texts.append(fixed)
+            reasons.append(reason)
+        part = part.with_columns(
+            pl.Series("_fixed", texts, dtype=pl.String), pl.Series("_why", reasons, dtype=pl.String)
+        )
+        part = _decode_fixed(part, dtype)
         bad = part.filter(pl.col("_why").is_not_null())
         if bad.height:
             rejects.append(reject_frame(bad, pl.col("_why")))
-        good = part.with_columns(pl.Series("_fixed", texts, dtype=pl.String)).filter(pl.col("_why").is_null())
-        good = good.with_columns(pl.col("_fixed").str.json_decode(dtype).alias("_j")).drop("_fixed", "_why")
-        parts.append(good)
+        parts.append(part.filter(pl.col("_why").is_null()).drop("_fixed", "_why"))
     out = pl.concat(parts, how="vertical_relaxed") if parts else frame.clear().with_columns(expr)
     return out, (pl.concat(rejects) if rejects else empty_reject_rows())
+
+
+def _fix_record(value: str | None, dtype: pl.Struct) -> tuple[str | None, str | None]:
+    """One record that failed the vectorised decode → (its JSON projected onto ``dtype``, None), or
+    (None, the reject reason). Never raises."""
+    if value is None:
+        return None, "invalid JSON"
+    obj, reason = load_json(value)
+    if reason is not None:
+        return None, reason
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    try:
+        fixed = json.dumps(_project(obj, dtype), ensure_ascii=False, allow_nan=False)
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except Exception:  # noqa: BLE001 - one bad record is a reject, never the end of the run
+        return None, "JSON value not readable"
+    return _utf8(fixed), None
+
+
+def _utf8(value: str) -> str:
+    """``value`` with any lone surrogate (read from an escape such as ``\\ud800``) replaced by U+FFFD:
+    polars holds UTF-8 text only."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _decode_fixed(part: pl.DataFrame, dtype: pl.Struct) -> pl.DataFrame:
+    """``_fixed`` (projected records, null where ``_why`` holds a reason) decoded into ``_j``; should one
+    still fail, it is decoded record by record and the failing ones get a reason instead."""
+    expr = pl.col("_fixed").str.json_decode(dtype).alias("_j")
+    try:
+        return part.with_columns(expr)
+    except DECODE_ERRORS:
+        pass
+    decoded: list[pl.Series] = []
+    reasons = part.get_column("_why").to_list()
+    for i, fixed in enumerate(part.get_column("_fixed").to_list()):
+        one = pl.Series("_fixed", [fixed if reasons[i] is None else None], dtype=pl.String)
+        try:
+            decoded.append(one.str.json_decode(dtype))
+        except DECODE_ERRORS:
+            reasons[i] = "JSON value not readable"
+            decoded.append(pl.Series("_fixed", [None], dtype=pl.String).str.json_decode(dtype))
+    column = pl.concat(decoded) if decoded else pl.Series("_j", [], dtype=dtype)
+    return part.with_columns(column.alias("_j"), pl.Series("_why", reasons, dtype=pl.String))
 
 
 def _project(value: Any, dtype: pl.DataType) -> Any:
@@ -536,12 +620,12 @@ def read_records(
     ingestor's own ``parse``. A record's ``source_line`` is its ordinal in the document. Broken JSON ends
     the file as *partial*, with every record before the damage kept."""
     stream = BlockStream(evidence.blocks(), repair=repair)
-    batch: list[str] = []
+    batch: list[tuple[str, str | None]] = []
     ordinal = 0
     error: str | None = None
     try:
         for record in iter_records(stream, list_keys):
-            batch.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            batch.append(_record_text(record))
             if len(batch) >= DOCUMENT_BATCH:
                 yield _document_batch(batch, ordinal, ctx, parse, fmt)
                 ordinal += len(batch)
@@ -559,10 +643,22 @@ def read_records(
         raise InputReadError(error)
 
 
+def _record_text(record: Any) -> tuple[str, str | None]:
+    """A record of a document as one JSON line: (text, None), or ("", the reject reason) when it cannot
+    be written (nested deeper than the encoder allows). Never raises."""
+    try:
+        return _utf8(json.dumps(record, ensure_ascii=False, separators=(",", ":"))), None
+    except RecursionError:
+        return "", "JSON nested too deeply"
+    except Exception:  # noqa: BLE001 - one bad record is a reject, never the end of the run
+        return "", "JSON value not readable"
+
+
 def _document_batch(
-    texts: list[str], ordinal: int, ctx: FileContext, parse: Parse, fmt: str
+    batch: list[tuple[str, str | None]], ordinal: int, ctx: FileContext, parse: Parse, fmt: str
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    n = len(texts)
+    n = len(batch)
+    texts = [t for t, _ in batch]
     frame = pl.DataFrame(
         {
             "line": pl.Series(texts, dtype=pl.String),
@@ -570,12 +666,22 @@ def _document_batch(
             "_idx": pl.int_range(0, n, dtype=pl.UInt32, eager=True),
         }
     )
-    events, rej = parse(frame, ctx)
-    return events, record_reject_rows(rej, texts, ctx, fmt), n
+    reasons = pl.Series("reason", [r for _, r in batch], dtype=pl.String)
+    rejects: list[pl.DataFrame] = []
+    if reasons.null_count() < n:  # records that could not be written again: rejected here
+        unwritten = frame.with_columns(reasons).filter(pl.col("reason").is_not_null())
+        rejects.append(unwritten.select("_idx", "source_line", "reason"))
+        frame = frame.filter(reasons.is_null())
+    events, rej = parse(frame, ctx) if frame.height else (pl.DataFrame(), empty_reject_rows())
+    if rej.height:
+        rejects.append(rej.select("_idx", "source_line", "reason"))
+    rej_all = pl.concat(rejects, how="vertical_relaxed") if rejects else empty_reject_rows()
+    return events, record_reject_rows(rej_all, texts, ctx, fmt), n
 
 
 __all__ = [
     "DASH_NUMBER",
+    "DECODE_ERRORS",
     "QUERY_CREDENTIAL",
     "CONTAINER_PREFIX",
     "BlockStream",
@@ -588,6 +694,7 @@ __all__ = [
     "iter_records",
     "json_object",
     "head_object",
+    "load_json",
     "line_reject_rows",
     "record_reject_rows",
     "mask_record_text",

@@ -7,17 +7,20 @@ leading ``@`` or ``$``), and mapped like any log_format variable; other keys go 
 Real files break JSON in two ways and neither may cost the rest of the file: bytes >= 0x80 are written
 raw (the reader replaces invalid UTF-8 with U+FFFD), and unquoted numeric variables that are empty
 write ``"upstream_response_time":-`` (repaired to ``null`` before decoding). A batch that still fails
-to decode is split: the valid lines are decoded, each invalid one becomes a reject.
+to decode goes through :func:`._records.decode_objects`: each invalid line becomes a reject with its
+reason (``invalid JSON``, ``not a JSON object``, ``JSON nested too deeply``), and a value of an odd
+JSON type is kept as text (an object as its JSON, a list as its items joined by ", "; masked like any
+other text); ``NaN``, ``Infinity`` and numbers beyond a float are read as their text.
 """
 
 from __future__ import annotations
 
-import json
 import re
 
 import polars as pl
 
 from . import _clf
+from . import _records as R
 from .base import Detection, FileContext, Ingestor, reject_frame, sniff_lines
 from .logformat import CompiledFormat, Field, to_events
 
@@ -35,7 +38,7 @@ _KEY_ALIASES = {
     "bytes_sent_body": "body_bytes_sent",
     "xff": "http_x_forwarded_for",
 }
-_DASH_NUMBER = r'":\s*-\s*([,}])'
+_DASH_NUMBER = R.DASH_NUMBER
 
 
 def _canonical(key: str) -> str:
@@ -58,11 +61,8 @@ class NginxJsonIngestor(Ingestor):
         keys: set[str] = set()
         ok = 0
         for ln in body:
-            try:
-                obj = json.loads(re.sub(_DASH_NUMBER, r'":null\1', ln))
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
+            obj = R.head_object(re.sub(_DASH_NUMBER, r'":null\1', ln).strip())
+            if obj is not None:
                 ok += 1
                 keys.update(_canonical(k) for k in obj)
         has_time = bool(keys & {"time_local", "time_iso8601", "msec"})
@@ -87,16 +87,9 @@ class NginxJsonIngestor(Ingestor):
         if not keys:
             return pl.DataFrame(), pl.concat([*rejects, _clf.classify_rejects(frame, "nginx escape=json")])
         dtype = pl.Struct({k: pl.String for k in keys})
-        try:
-            decoded = frame.with_columns(line.str.json_decode(dtype).alias("_j"))
-        except pl.exceptions.PolarsError:
-            valid = pl.Series(
-                [_valid_object(v) for v in frame.get_column("line").to_list()], dtype=pl.Boolean
-            )
-            bad = frame.filter(~valid)
-            rejects.append(reject_frame(bad, "invalid JSON"))
-            frame = frame.filter(valid)
-            decoded = frame.with_columns(line.str.json_decode(dtype).alias("_j"))
+        decoded, bad = R.decode_objects(frame, dtype)
+        if bad.height:
+            rejects.append(bad)
         names = [f"f_{_canonical(k)}" for k in keys]
         # Two keys mapping to one canonical name: keep the first, the other stays under its own name.
         seen: set[str] = set()
@@ -133,10 +126,3 @@ def _keys(frame: pl.DataFrame) -> list[str]:
         .unique(maintain_order=True)
     )
     return found.to_list()
-
-
-def _valid_object(text: str) -> bool:
-    try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False

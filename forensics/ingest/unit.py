@@ -76,7 +76,7 @@ class FileResult:
     path: str
     observer: str
     abs_path: str = ""  # where the evidence was read from (explain re-reads raw lines from it)
-    status: str = "ingested"  # ingested | partial | unknown | error | empty | duplicate
+    status: str = "ingested"  # ingested | partial | unknown | error | empty | duplicate | skipped
     format: str | None = None
     variant: str | None = None
     detected_by: str | None = None
