@@ -56,7 +56,7 @@ import polars as pl
 
 from ..errors import InputReadError
 from . import _aws
-from ._records import BlockStream, head_object, line_reject_rows, record_reject_rows
+from ._records import BlockStream, head_object, line_reject_rows, load_json, record_reject_rows
 from ._time import CLF_TIME
 from .base import (
     Detection,
@@ -173,10 +173,9 @@ def _expand(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows: dict[str, list[Any]] = {c: [] for c in [*meta, "message", "_cw_ts", "_log_group"]}
     bad: list[tuple[int, int, str]] = []
     for rec in env.iter_rows(named=True):
-        try:
-            obj = json.loads(rec["message"])
-        except ValueError:
-            bad.append((rec["_idx"], rec["source_line"], "invalid JSON"))
+        obj, why = load_json(rec["message"])
+        if why is not None:
+            bad.append((rec["_idx"], rec["source_line"], why))
             continue
         if not _is_envelope(obj):
             bad.append((rec["_idx"], rec["source_line"], "JSON object without API Gateway access-log keys"))
@@ -232,10 +231,9 @@ def _json_records(records: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[int, 
     keep: list[bool] = []
     bad: list[tuple[int, int, str]] = []
     for idx, line_no, msg in records.select("_idx", "source_line", "message").iter_rows():
-        try:
-            obj = json.loads(msg)
-        except ValueError:
-            bad.append((idx, line_no, "invalid JSON"))
+        obj, why = load_json(msg)
+        if why is not None:
+            bad.append((idx, line_no, why))
             keep.append(False)
             continue
         if not isinstance(obj, dict):

@@ -52,7 +52,6 @@ Mapping to the event schema:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 
@@ -234,10 +233,7 @@ def _events(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _record(line: str) -> dict | None:
-    try:
-        obj = json.loads(re.sub(R.DASH_NUMBER, r'":null\1', line))
-    except ValueError:
-        return None
+    obj, _why = R.load_json(re.sub(R.DASH_NUMBER, r'":null\1', line))
     return obj if isinstance(obj, dict) else None
 
 

@@ -261,9 +261,8 @@ class GcpLoadBalancerIngestor(Ingestor):
             return None
         kinds = []
         for ln in body:
-            try:
-                obj = json.loads(ln)
-            except ValueError:
+            obj, why = R.load_json(ln)
+            if why is not None:
                 kinds.append(None)
                 continue
             if isinstance(obj, dict) and isinstance(obj.get("entries"), list):
