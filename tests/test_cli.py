@@ -24,6 +24,14 @@ def evidence(tmp_path: Path) -> Path:
     return ev
 
 
+@pytest.fixture
+def garbage(tmp_path: Path) -> Path:
+    """A file in no format at all."""
+    path = tmp_path / "garbage.bin"
+    path.write_bytes(bytes(range(256)) * 100)
+    return path
+
+
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.output
@@ -205,10 +213,8 @@ def test_empty_source_or_case_is_refused(evidence, tmp_path, monkeypatch):
     assert sorted(p.name for p in evidence.iterdir()) == ["access.log"]
 
 
-def test_ingest_fails_when_no_input_could_be_read(evidence, tmp_path):
+def test_ingest_fails_when_no_input_could_be_read(evidence, garbage, tmp_path):
     """Every input unknown is a failure; one readable input among them is a success with the summary."""
-    garbage = tmp_path / "garbage.bin"
-    garbage.write_bytes(bytes(range(256)) * 100)
     code, out = run("ingest", str(garbage), "--case", str(tmp_path / "c1"))
     assert code == 1 and "Traceback" not in out
     assert first_error(out) == "Error: no input could be read: 1 unknown, 0 error(s)"
@@ -218,10 +224,8 @@ def test_ingest_fails_when_no_input_could_be_read(evidence, tmp_path):
     assert "events + rejected = lines read: 10 + 0 = 10 (ok)" in out and "Error:" not in out
 
 
-def test_investigate_without_traffic_events_fails(evidence, tmp_path):
+def test_investigate_without_traffic_events_fails(evidence, garbage, tmp_path):
     """No events read must not end in "no exfiltration found"."""
-    garbage = tmp_path / "garbage.bin"
-    garbage.write_bytes(bytes(range(256)) * 100)
     code, out = run("investigate", str(garbage), "--case", str(tmp_path / "c1"))
     assert code == 1 and "Headline" not in out
     assert first_error(out) == "Error: no input could be read: 1 unknown, 0 error(s)"

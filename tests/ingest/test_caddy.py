@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
-import polars as pl
+from casecheck import assert_nowhere
 
 from forensics.ingest.caddy import CaddyIngestor
 from forensics.secrets import fingerprint
@@ -150,21 +149,7 @@ def test_credentials_are_fingerprints_and_redacted_ones_keep_only_their_kind(ing
         ("basic", "Bob"),
     ]
     assert case.rejects().get_column("reason").to_list() == ["invalid JSON"]
-    _assert_nowhere(case.case_dir, [token.split(" ", 1)[1], secret_key])
-
-
-def _assert_nowhere(case_dir: Path, secrets: list[str]) -> None:
-    """No secret in any text cell of any Parquet file, nor in any JSON/text file of the case."""
-    for path in case_dir.rglob("*"):
-        if path.suffix == ".parquet":
-            frame = pl.read_parquet(path)
-            for name, dtype in frame.schema.items():
-                if dtype in (pl.String, pl.Categorical):
-                    values = " ".join(v for v in frame.get_column(name).cast(pl.String).to_list() if v)
-                    assert not any(s in values for s in secrets), (path, name)
-        elif path.is_file():
-            text = path.read_bytes().decode("utf-8", "replace")
-            assert not any(s in text for s in secrets), path
+    assert_nowhere(case.case_dir, [token.split(" ", 1)[1], secret_key])
 
 
 def test_sniff_claims_access_logs_and_caddy_noise_but_not_other_json():

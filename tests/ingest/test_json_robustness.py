@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+from casecheck import assert_nowhere
 from click.testing import CliRunner
 
 from forensics.cli import main
@@ -15,6 +16,7 @@ from forensics.ingest import _records as R
 BEARER = "xyzBEARERSECRET0123456789"
 API_KEY = "SECRET123456"
 DEEP = "[" * 5000 + "]" * 5000
+SECRETS = (BEARER, API_KEY)
 
 
 def _caddy(i: int, **over: object) -> str:
@@ -65,23 +67,6 @@ def _text(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _assert_no_secret(case_dir: Path, *extra_text: str) -> None:
-    """No credential in any text cell of any Parquet file, any other case file, nor in ``extra_text``."""
-    secrets = (BEARER, API_KEY)
-    for path in case_dir.rglob("*"):
-        if path.suffix == ".parquet":
-            frame = pl.read_parquet(path)
-            for name, dtype in frame.schema.items():
-                if dtype in (pl.String, pl.Categorical):
-                    values = " ".join(v for v in frame.get_column(name).cast(pl.String).to_list() if v)
-                    assert not any(s in values for s in secrets), (path, name)
-        elif path.is_file():
-            text = path.read_bytes().decode("utf-8", "replace")
-            assert not any(s in text for s in secrets), path
-    for text in extra_text:
-        assert not any(s in text for s in secrets), text
-
-
 def _counts(case, name: str) -> tuple[int, int, int]:
     entry = case.entry(name)
     assert entry["rows"] + entry["rejected"] == entry["lines_read"]
@@ -108,7 +93,7 @@ def test_caddy_deeply_nested_line_late_in_file_is_one_reject(ingest_files):
     assert ev.get_column("source_line").to_list() == [1, 2, 3, 4, 6]
     assert ev.get_column("path").to_list() == [f"/api/x/{i}" for i in (0, 1, 2, 3, 5)]
     assert ev.get_column("status").to_list() == [200] * 5
-    _assert_no_secret(case.case_dir)
+    assert_nowhere(case.case_dir, SECRETS)
 
 
 def test_caddy_deeply_nested_line_in_the_detection_head_is_one_reject(ingest_files):
@@ -131,7 +116,7 @@ def test_nginx_json_deeply_nested_line_is_one_reject(ingest_files):
     ev = case.events()
     assert ev.get_column("path").to_list() == ["/api/x/0", "/api/x/1", "/api/x/2"]
     assert ev.get_column("status").to_list() == [200, 200, 200]
-    _assert_no_secret(case.case_dir)
+    assert_nowhere(case.case_dir, SECRETS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,7 +137,7 @@ def test_caddy_nan_infinity_and_huge_numbers_are_read_as_text(ingest_files):
     assert ev.get_column("bytes_out").to_list() == [100] + [None] * len(odd)
     assert ev.get_column("status").to_list() == [200] * (n - 1)
     assert ev.get_column("path").to_list() == [f"/api/x/{i}" for i in range(n - 1)]
-    _assert_no_secret(case.case_dir)
+    assert_nowhere(case.case_dir, SECRETS)
 
 
 def test_load_json_reads_non_finite_and_long_numbers_as_text_and_never_raises():
@@ -224,7 +209,7 @@ def test_nginx_json_object_and_list_values_are_kept_as_masked_text(ingest_files)
     ua = ev["user_agent"][1]
     assert ua.startswith('{"nested": "obj", "auth": "fp:') and BEARER not in ua
     assert ev["client_ip"][2] == "203.0.113.7"  # the list joined as "a, b", like a repeated header
-    _assert_no_secret(case.case_dir)
+    assert_nowhere(case.case_dir, SECRETS)
 
 
 def test_nginx_json_forced_on_a_caddy_log_rejects_with_reasons(ingest_files):
@@ -234,7 +219,7 @@ def test_nginx_json_forced_on_a_caddy_log_rejects_with_reasons(ingest_files):
     lines_read, rows, rejected = _counts(case, "caddy.log")
     assert (lines_read, rows + rejected) == (3, 3)
     assert all(r for r in _reasons(case).values())
-    _assert_no_secret(case.case_dir)
+    assert_nowhere(case.case_dir, SECRETS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,13 +264,13 @@ def test_cli_ingest_of_hostile_json_lines_exits_0_with_no_secret_in_output(tmp_p
         assert result.exit_code == 0, (name, result.output)
         assert "Internal error" not in result.output and "Traceback" not in result.output
         assert "= 3 (ok)" in result.output, result.output
-        _assert_no_secret(case_dir, result.output, result.stderr)
+        assert_nowhere(case_dir, SECRETS, result.output, result.stderr)
     forced = runner.invoke(
         main,
         ["ingest", str(tmp_path / "caddy_nan.log"), "--case", str(tmp_path / "f"), "--format", "nginx_json"],
     )
     assert forced.exit_code == 0, forced.output
-    _assert_no_secret(tmp_path / "f", forced.output, forced.stderr)
+    assert_nowhere(tmp_path / "f", SECRETS, forced.output, forced.stderr)
 
 
 def test_deep_records_in_gcp_azure_and_api_gateway_lines_are_rejects(ingest_files):

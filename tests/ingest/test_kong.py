@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
+from casecheck import assert_nowhere
 
 from forensics.ingest.kong import KongIngestor
 from forensics.secrets import fingerprint
@@ -166,21 +166,7 @@ def test_planted_credentials_never_appear_in_clear(ingest_files):
     assert case.rejects().height == 2
     texts = " ".join(case.rejects().get_column("text").to_list())
     assert fingerprint(API_KEY) in texts
-    _assert_nowhere(case.case_dir, [TOKEN, API_KEY, "planted-cookie-value"])
-
-
-def _assert_nowhere(case_dir: Path, secrets: list[str]) -> None:
-    """No secret in any text cell of any Parquet file, nor in any JSON/text file of the case."""
-    for path in case_dir.rglob("*"):
-        if path.suffix == ".parquet":
-            frame = pl.read_parquet(path)
-            for name, dtype in frame.schema.items():
-                if dtype in (pl.String, pl.Categorical):
-                    values = " ".join(v for v in frame.get_column(name).cast(pl.String).to_list() if v)
-                    assert not any(s in values for s in secrets), (path, name)
-        elif path.is_file():
-            text = path.read_bytes().decode("utf-8", "replace")
-            assert not any(s in text for s in secrets), path
+    assert_nowhere(case.case_dir, [TOKEN, API_KEY, "planted-cookie-value"])
 
 
 def test_sniff():
