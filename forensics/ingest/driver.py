@@ -42,7 +42,7 @@ from .unit import (
     worker_ready,
 )
 
-UNIT_MAX_FILES = 600
+UNIT_MAX_FILES = 400
 UNIT_MAX_BYTES = 256 * 1024 * 1024
 POOL_MIN_BYTES = 16 * 1024 * 1024
 #: An uncompressed line-based log at least this big is parsed as byte ranges by several workers.

@@ -42,7 +42,7 @@ FLUSH_ROWS = 250_000
 FLUSH_BYTES = 128 * 1024 * 1024
 SMALL_FILE = 8 * 1024 * 1024  # stored size up to which a file is read whole and batched with others
 BATCH_LINES = 300_000
-BATCH_BYTES = 64 * 1024 * 1024
+BATCH_BYTES = 32 * 1024 * 1024
 
 Progress = Callable[[int, int], None]  # (lines, bytes) since the last call
 
