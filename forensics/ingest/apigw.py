@@ -56,7 +56,14 @@ import polars as pl
 
 from ..errors import InputReadError
 from . import _aws
-from ._records import BlockStream, head_object, line_reject_rows, load_json, record_reject_rows
+from ._records import (
+    DOCUMENT_MAX_DEPTH,
+    BlockStream,
+    head_object,
+    line_reject_rows,
+    load_json,
+    record_reject_rows,
+)
 from ._time import CLF_TIME
 from .base import (
     Detection,
@@ -478,7 +485,7 @@ class ApiGatewayIngestor(Ingestor):
     def _read_json_document(
         self, evidence: EvidenceFile, ctx: FileContext
     ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, int]]:
-        stream = BlockStream(evidence.blocks())
+        stream = BlockStream(evidence.blocks(), max_depth=DOCUMENT_MAX_DEPTH)
         batch: list[tuple[str | None, int | None, str | None, str | None]] = []
         ordinal = 0
         error: str | None = None

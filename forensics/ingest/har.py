@@ -88,6 +88,7 @@ from ..errors import InputReadError
 from ..pii import body_text, kinds_column, scan_bodies, scannable
 from ..schema import REJECT_TEXT_MAX, conform_rejects, empty_rejects
 from ..secrets import CREDENTIAL_PARAMS, auth_from_header, fingerprint, mask_text
+from ._records import json_structure
 from .base import Detection, FileContext, Ingestor
 from .reader import EvidenceFile
 
@@ -271,7 +272,7 @@ class _Source:
         self.replaced = 0
         self._first = True
         self._carry = b""
-        # Nesting guard (see _structure): the state of the bytes handed to the parser so far.
+        # Nesting guard (see _records.json_structure): the state of the bytes handed to the parser so far.
         self.depth = 0  # open arrays/objects
         self.in_string = False
         self.odd_backslashes = False  # the bytes so far end inside a string with an unpaired backslash
@@ -311,7 +312,7 @@ class _Source:
         if not self.entries_array and at is not None:
             self.entries_array = _ENTRIES_ARRAY.search(self._tail + out) is not None
             self._tail = out[-64:]
-        where, opens, depths, in_string, odd = _structure(
+        where, opens, depths, in_string, odd = json_structure(
             out, self.depth, self.in_string, self.odd_backslashes
         )
         if not depths.size:
@@ -435,59 +436,6 @@ class _TooDeep(ijson.JSONError):
     """Raised by _Source.read at a bracket nesting past MAX_DEPTH (a JSONError: trial parses reject it)."""
 
 
-def _structure(
-    chunk: bytes, depth: int, in_string: bool, odd_backslashes: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
-    """The structural brackets of ``chunk``, given the state before it: (their offsets, whether each
-    opens, the depth after each, whether the chunk ends inside a string, and with an unpaired backslash).
-
-    Vectorised, for ~3 ms per MB: a quote preceded by an odd run of backslashes is escaped; the other
-    quotes toggle "inside a string"; a bracket counts when an even number of them precede it.
-    """
-    a = np.frombuffer(chunk, np.uint8)
-    if not a.size:
-        return np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64), in_string, odd_backslashes
-    quote = a == 0x22
-    backslash = a == 0x5C
-    if odd_backslashes:
-        quote[0] = False
-    escaped = np.flatnonzero(quote[1:] & backslash[:-1]) + 1
-    if escaped.size:
-        run = np.ones(escaped.size, np.int64)  # backslashes right before each candidate quote
-        back = escaped - 2
-        alive = back >= 0
-        reaches_start = ~alive
-        while True:
-            live = np.flatnonzero(alive)
-            if not live.size:
-                break
-            more = backslash[back[live]]
-            run[live[more]] += 1
-            back[live] -= 1
-            alive[live] = more
-            reaches_start |= alive & (back < 0)
-            alive &= back >= 0
-        run += reaches_start & odd_backslashes
-        quote[escaped[(run & 1) == 1]] = False
-    quotes = np.flatnonzero(quote)
-    if backslash[-1]:
-        plain = np.flatnonzero(~backslash)
-        tail = a.size - 1 - int(plain[-1]) if plain.size else a.size + odd_backslashes
-        odd_out = bool(tail & 1)
-    else:
-        odd_out = False
-    in_out = in_string ^ bool(quotes.size & 1)
-    folded = a & 0xDF  # [ and { → 0x5B, ] and } → 0x5D
-    opening = folded == 0x5B
-    where = np.flatnonzero(opening | (folded == 0x5D))
-    if where.size:
-        outside = (np.searchsorted(quotes, where) & 1) == int(in_string)
-        where = where[outside]
-    opens = opening[where]
-    depths = np.where(opens, 1, -1).cumsum() + depth
-    return where, opens, depths, in_out, odd_out and in_out
-
-
 class _Broken:
     """An unparseable stretch of the document (one reject)."""
 
@@ -579,7 +527,7 @@ class _EntryReader:
             if pos >= src.base + len(src.data) and not src.pull():
                 break
             chunk = bytes(src.data[pos - src.base : pos - src.base + READ_BLOCK])
-            where, _, depths, in_string, odd = _structure(chunk, depth, in_string, odd)
+            where, _, depths, in_string, odd = json_structure(chunk, depth, in_string, odd)
             closed = np.flatnonzero(depths <= src.array_depth)
             if closed.size:
                 chunk = chunk[: int(where[closed[0]]) + 1]

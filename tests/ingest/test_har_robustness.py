@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from harfiles import dumps, entry, har
 
-from forensics.ingest.har import MAX_DEPTH, _structure
+from forensics.ingest._records import json_structure
+from forensics.ingest.har import MAX_DEPTH
 
 API = "https://api.example.com"
 DEEP = f"JSON nested deeper than {MAX_DEPTH} levels"
@@ -245,7 +246,7 @@ def test_structure_matches_a_character_loop_across_chunk_boundaries(step):
     ).encode()
     depth, inside, odd, depths = 0, False, False, []
     for i in range(0, len(text), step):
-        _, _, d, inside, odd = _structure(text[i : i + step], depth, inside, odd)
+        _, _, d, inside, odd = json_structure(text[i : i + step], depth, inside, odd)
         depths += d.tolist()
         depth = d[-1] if d.size else depth
     assert depths == reference_depths(text)

@@ -296,3 +296,42 @@ def test_deep_records_in_gcp_azure_and_api_gateway_lines_are_rejects(ingest_file
         assert entry["rows"] + entry["rejected"] == entry["lines_read"], name
     second = case.rejects().filter(pl.col("source_line") == 2).get_column("reason").to_list()
     assert len(second) == 3 and "JSON nested too deeply" in second
+
+
+def test_a_nesting_bomb_in_a_json_document_is_bounded(tmp_path):
+    """ijson keeps the path of every open level: 100,000 levels took gigabytes. The document stops at
+    the bomb (an error for the file, with where), in bounded memory and time."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.ingest.test_gcp_lb import _entry
+
+    bomb = "[" * 100_000 + "]" * 100_000
+    doc = tmp_path / "gcp.json"
+    doc.write_text('{"entries": [' + json.dumps(_entry()) + "," + bomb + "]}")
+
+    def limit() -> None:  # a regression fails with "out of memory" instead of taking the machine
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "forensics",
+            "ingest",
+            str(doc),
+            "--case",
+            str(tmp_path / "case"),
+            "--format",
+            "gcp_lb",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+    )
+    assert "JSON nested deeper than 6000 levels at byte" in run.stdout, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    entry = json.loads((tmp_path / "case" / "manifest.json").read_text())["inputs"][0]
+    assert entry["status"] == "error" and entry["sha256"]  # the whole file was still hashed
