@@ -230,6 +230,11 @@ def _match(regex: str, line: str) -> bool:
     return pat.search(line) is not None
 
 
+#: Longest head line the lenient patterns are tried on at detection: their lazy prefix makes Python's
+#: backtracking engine quadratic in the brackets of a line (a 200 kB line of "[" took 47 s). Parsing
+#: itself runs on polars' linear-time engine.
+LENIENT_SNIFF_MAX = 8192
+
 _TS_RE = re.compile(r"\d{1,2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}")
 
 
@@ -260,6 +265,7 @@ def sniff_clf(
         for i, ln in enumerate(body):
             if (
                 not matched_any[i]
+                and len(ln) <= LENIENT_SNIFF_MAX
                 and _TS_RE.search(ln)
                 and (_match(LENIENT.regex, ln) or _match(LENIENT_RAW.regex, ln))
             ):

@@ -303,3 +303,24 @@ def test_byte_order_mark_in_a_streamed_file(tmp_path):
 )
 def test_rotation_base_names_the_logrotate_set(path: str, base: str) -> None:
     assert rotation_base(path) == base
+
+
+def test_detection_never_runs_the_lenient_patterns_on_a_bracket_bomb(monkeypatch):
+    """The lenient patterns' lazy prefix is quadratic in Python's regex engine on a line of brackets
+    (a 200 kB line took 47 s): detection tries them on head lines up to LENIENT_SNIFF_MAX only."""
+    from forensics.ingest import INGESTORS, _clf
+
+    tried: list[int] = []
+    match = _clf._match
+
+    def spy(regex: str, line: str) -> bool:
+        if regex in (_clf.LENIENT.regex, _clf.LENIENT_RAW.regex):
+            tried.append(len(line))
+        return match(regex, line)
+
+    monkeypatch.setattr(_clf, "_match", spy)
+    bomb = '{"time_local":"05/Jan/2023:16:40:12 +0000","ua":' + "[" * 100_000 + "]" * 100_000 + "}"
+    short = '{"time_local":"05/Jan/2023:16:40:12 +0000","ua":' + "[" * 10 + "]" * 10 + "}"
+    for ing in INGESTORS:
+        ing.sniff([bomb, short], "access.log")
+    assert tried and max(tried) <= _clf.LENIENT_SNIFF_MAX  # the short line was tried, the bomb never
