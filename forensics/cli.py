@@ -27,6 +27,13 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
 
 
+def shown(text: object, limit: int = 200) -> str:
+    """:func:`terminal` for text inside rich markup: its ``[`` cannot open a style (nor break the print)."""
+    from rich.markup import escape
+
+    return escape(terminal(text, limit))
+
+
 class Group(click.Group):
     """Turns errors into one line + hint (exit 1); unexpected ones into a short internal-error line."""
 
@@ -34,9 +41,9 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except ForensicsError as exc:
-            err.print(f"[bold red]Error:[/] {terminal(exc.message, 2000)}", markup=True)
+            err.print(f"[bold red]Error:[/] {shown(exc.message, 2000)}", markup=True)
             if exc.hint:
-                err.print(f"[dim]Hint:[/] {terminal(exc.hint, 2000)}", markup=True)
+                err.print(f"[dim]Hint:[/] {shown(exc.hint, 2000)}", markup=True)
             sys.exit(1)
         except (
             click.ClickException,
@@ -52,7 +59,7 @@ class Group(click.Group):
         except Exception as exc:
             if os.environ.get("FORENSICS_DEBUG"):
                 raise
-            err.print(f"[bold red]Internal error:[/] {type(exc).__name__}: {terminal(exc, 500)}", markup=True)
+            err.print(f"[bold red]Internal error:[/] {type(exc).__name__}: {shown(exc, 500)}", markup=True)
             err.print(
                 "[dim]Hint:[/] rerun with FORENSICS_DEBUG=1 for the traceback, and report it", markup=True
             )
@@ -260,7 +267,7 @@ def print_ingest_report(report: Any) -> None:
     for f in report.files:
         if f.status in ("unknown", "error", "partial", "duplicate", "empty", "skipped"):
             detail = f.error or (f"duplicate of {f.duplicate_of}" if f.duplicate_of else "; ".join(f.notes))
-            out.print(f"  {f.status:9} {terminal(f.path, 120)}  {terminal(detail, 200)}")
+            out.print(f"  {f.status:9} {shown(f.path, 120)}  {shown(detail, 200)}")
     if status.get("unknown"):
         out.print(
             f"{status['unknown']} file(s) in no known format: listed in manifest.json, not parsed "
@@ -303,7 +310,9 @@ def query(case_dir: str, sql: str, output: str, limit: int) -> None:
     if output == "csv":
         from .safe import neutralize_csv
 
-        sys.stdout.write(neutralize_csv(_plain(frame)).write_csv())
+        text = neutralize_csv(_plain(frame)).write_csv()
+        # On a terminal the cells are shown, not kept: escape sequences and bidi overrides stay inert.
+        sys.stdout.write(terminal(text, len(text) + 1, lines=True) if sys.stdout.isatty() else text)
     elif output == "json":
         sys.stdout.write(frame.write_ndjson())
     else:
@@ -351,9 +360,7 @@ def formats() -> None:
 # --------------------------------------------------------------------------------------------------
 def print_summary(case_dir: str) -> dict[str, Any]:
     s = api.summary(case_dir)
-    out.print(
-        f"[bold]Case[/] {terminal(s['case'])}: {s['events']:,} traffic events from {s['inputs']} input(s)"
-    )
+    out.print(f"[bold]Case[/] {shown(s['case'])}: {s['events']:,} traffic events from {s['inputs']} input(s)")
     if s["first_ts"] is not None:
         out.print(f"Time range (UTC): {s['first_ts']:%Y-%m-%d %H:%M:%S} → {s['last_ts']:%Y-%m-%d %H:%M:%S}")
     out.print(f"Lines read {s['lines']:,}; rejected {s['rejected']:,}; distinct clients {s['clients']:,}")
@@ -396,7 +403,7 @@ def inventory(case_dir: str, limit: int) -> None:
         limit=limit,
         title=f"API inventory: {frame.height:,} endpoints, {exposed} return personal data without authentication",
     )
-    out.print(f"Written: {terminal(os.path.join(case_dir, INVENTORY_FILE))}")
+    out.print(f"Written: {shown(os.path.join(case_dir, INVENTORY_FILE))}")
 
 
 @main.command()
@@ -482,7 +489,7 @@ def sample(
         force=force,
     )
     t = result.truth
-    table = Table(title=f"Sample written to {terminal(out_dir, 200)}", title_justify="left")
+    table = Table(title=f"Sample written to {shown(out_dir, 200)}", title_justify="left")
     for col in ("format", "files", "lines", "events expected", "rejects expected"):
         table.add_column(col, justify="left" if col == "format" else "right")
     for name, f in sorted(t["formats"].items()):
@@ -501,7 +508,7 @@ def sample(
     seconds = sum(result.timings.values())
     out.print(
         f"{result.requests:,} requests, {result.files:,} files, {result.bytes / 1e6:.1f} MB in {seconds:.1f} s "
-        f"({result.requests / max(seconds, 1e-9):,.0f} requests/s); truth: {terminal(out_dir, 200)}/truth.json"
+        f"({result.requests / max(seconds, 1e-9):,.0f} requests/s); truth: {shown(out_dir, 200)}/truth.json"
     )
 
 
@@ -656,7 +663,7 @@ def run_report(case_dir: str) -> dict[str, Any]:
     charts = [p for k, p in paths.items() if k.startswith("chart_")]
     out.print(
         Text(
-            f"Wrote {terminal(paths['timeline_md'].parent)}: timeline.md, timeline.csv, timeline.jsonl, "
+            f"Wrote {shown(paths['timeline_md'].parent)}: timeline.md, timeline.csv, timeline.jsonl, "
             f"{len(charts)} chart(s) in charts/, report.md"
         )
     )
@@ -689,9 +696,7 @@ def print_headline(head: dict[str, Any] | None) -> None:
         )
     )
     out.print(
-        Text(
-            f"Endpoint: {terminal(head['method'])} {terminal((head['host'] or '') + (head['endpoint'] or ''))}"
-        )
+        Text(f"Endpoint: {shown(head['method'])} {shown((head['host'] or '') + (head['endpoint'] or ''))}")
     )
 
 

@@ -14,6 +14,7 @@ import polars as pl
 _FORMULA_START = r"^[=+\-@\t\r]"
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # \t and \n too
 
 
 def neutralize_csv(frame: pl.DataFrame) -> pl.DataFrame:
@@ -40,10 +41,11 @@ def write_csv(frame: pl.DataFrame, path: str) -> None:
     neutralize_csv(frame).write_csv(path)
 
 
-def terminal(text: object, limit: int = 200) -> str:
-    """Make a value safe to print on a terminal: control characters and bidi overrides escaped."""
+def terminal(text: object, limit: int = 200, lines: bool = False) -> str:
+    """Make a value safe to print on a terminal: control characters and bidi overrides escaped, tabs and
+    newlines too (one value, one line: a user agent cannot draw fake rows) unless ``lines``."""
     s = "" if text is None else str(text)
-    s = _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", s)
+    s = (_CONTROL if lines else _CONTROL_LINE).sub(lambda m: f"\\x{ord(m.group(0)):02x}", s)
     if len(s) > limit:
         s = s[: limit - 1] + "…"
     return s

@@ -282,3 +282,17 @@ def test_query_refuses_negative_limits_and_statements_that_are_not_queries(evide
     sql = "/* all */ -- clients\n WITH c AS (SELECT client_ip FROM events) SELECT count(*) AS n FROM c"
     code, out = run("query", "--case", case, "-o", "csv", sql)
     assert code == 0 and out.splitlines() == ["n", "10"]
+
+
+def test_markup_and_control_characters_in_values_are_printed_as_text(evidence, tmp_path):
+    """Rich markup in an argument (``[/]``) used to raise MarkupError; a user agent with newlines drew
+    fake table rows."""
+    case = tmp_path / "case"
+    assert run("ingest", str(evidence), "--case", str(case))[0] == 0
+    code, out = run("analyze", "--case", str(case), "--since", "[/]x[red]")
+    assert code == 1 and first_error(out) == "Error: not a time: '[/]x[red]'"
+    ua = "Mozilla\nRecords taken: 0 (FAKE)\n\x1b[31mred\tx"
+    from forensics.safe import terminal
+
+    assert terminal(ua) == "Mozilla\\x0aRecords taken: 0 (FAKE)\\x0a\\x1b[31mred\\x09x"
+    assert terminal("a\nb", lines=True) == "a\nb"

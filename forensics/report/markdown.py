@@ -21,7 +21,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 def md_text(value: object, limit: int = 4000) -> str:
     """Evidence text made inert in Markdown: one line, Markdown punctuation backslash-escaped (no links,
     emphasis or table cells from a user agent), then HTML-escaped (renderers pass raw HTML through)."""
-    s = terminal(value, limit).replace("\n", " ").replace("\t", " ")
+    s = terminal(value, limit, lines=True).replace("\n", " ").replace("\t", " ")
     return html_text(_MD_SPECIAL.sub(r"\\\1", s))
 
 
@@ -29,7 +29,7 @@ def md_code(text: str) -> str:
     """A fenced code block whose fence no backtick run in ``text`` can close."""
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{terminal(text, 100_000)}\n{fence}"
+    return f"{fence}text\n{terminal(text, 100_000, lines=True)}\n{fence}"
 
 
 def _table(columns: list[str], rows: list[list[Any]], numeric: tuple[int, ...] = ()) -> list[str]:
