@@ -224,6 +224,7 @@ def analyze(
         "sources": {k: v for k, v in sources.iter_rows()},
         "reporting_range": {"since": fmodel.iso(since_t), "until": fmodel.iso(until_t)},
         "observers": dedup_report.as_dict(),
+        "evidence_sha256": case.evidence_digest(),
     }
     doc = fmodel.document(numbered, cleared, cfg, config_mod.digest(cfg), case_info)
     paths = {

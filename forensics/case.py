@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import json
 import os
 import platform
@@ -145,6 +146,16 @@ class Case:
                 with contextlib.suppress(OSError):
                     d.rmdir()
         return removed
+
+    def evidence_digest(self, manifest: dict[str, Any] | None = None) -> str:
+        """A fingerprint of what the event store holds (each input's path, content hash, status and
+        rows): an analysis records it, and a report refuses findings made from other evidence."""
+        manifest = manifest or self.load_manifest()
+        items = sorted(
+            (e["path"], e.get("content_sha256") or e.get("sha256") or "", e.get("status"), e.get("rows", 0))
+            for e in manifest["inputs"]
+        )
+        return hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
     def reference_files(self, manifest: dict[str, Any] | None = None) -> list[str]:
         manifest = manifest or self.load_manifest()

@@ -296,3 +296,17 @@ def test_markup_and_control_characters_in_values_are_printed_as_text(evidence, t
 
     assert terminal(ua) == "Mozilla\\x0aRecords taken: 0 (FAKE)\\x0a\\x1b[31mred\\x09x"
     assert terminal("a\nb", lines=True) == "a\nb"
+
+
+def test_report_refuses_findings_made_before_the_evidence_changed(evidence, tmp_path):
+    case = tmp_path / "case"
+    assert run("ingest", str(evidence), "--case", str(case))[0] == 0
+    assert run("analyze", "--case", str(case))[0] == 0
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "b.log").write_text(LINE.format(s=59, i=99))
+    assert run("ingest", str(more), "--case", str(case))[0] == 0
+    code, out = run("report", "--case", str(case))
+    assert code == 1 and first_error(out).startswith("Error: findings.json in") and "analyze" in out
+    assert run("analyze", "--case", str(case))[0] == 0
+    assert run("report", "--case", str(case))[0] == 0

@@ -28,6 +28,7 @@ import polars as pl
 from .. import findings as fmodel
 from ..case import Case
 from ..config import DEFAULTS
+from ..errors import ForensicsError
 from ..inventory import INVENTORY_FILE, apply_inventory
 from ..passes import PREPARED_COLUMNS, prepare
 from ..passes.dedup import deduplicate
@@ -209,6 +210,12 @@ def load(case_dir: str | Path) -> ReportData:
     case = Case.open(case_dir)
     doc = fmodel.read(case.path / "findings.json")
     manifest = case.load_manifest()
+    recorded = doc["case"].get("evidence_sha256")
+    if recorded is not None and recorded != case.evidence_digest(manifest):
+        raise ForensicsError(
+            f"findings.json in {case_dir} was written before the evidence last changed",
+            hint="run `forensics analyze --case DIR` again (investigate does both)",
+        )
     config = doc.get("config") or DEFAULTS
     inv_path = case.path / INVENTORY_FILE
     traffic = case.scan_events()
