@@ -89,10 +89,21 @@ def open_case(case_dir: str | os.PathLike[str]) -> Case:
 
 
 def sql_context(case: Case) -> pl.SQLContext:
-    """Tables for ad-hoc SQL: ``events`` (traffic), ``all_events`` (with reference sources), ``rejects``."""
+    """Tables for ad-hoc SQL: ``events`` (traffic), ``all_events`` (with reference sources), ``rejects``.
+
+    ``endpoint`` is the template refined across the case once the inventory is built (what the analysis
+    counts by), so a finding's query returns exactly the events it counts."""
+    from .inventory import fresh_mapping, refine
+
+    mapping = fresh_mapping(case)
+
+    def events(include_reference: bool) -> pl.LazyFrame:
+        lf = case.scan_events(include_reference=include_reference)
+        return _text_categoricals(refine(lf, mapping) if mapping is not None else lf)
+
     ctx = pl.SQLContext()
-    ctx.register("events", _text_categoricals(case.scan_events()))
-    ctx.register("all_events", _text_categoricals(case.scan_events(include_reference=True)))
+    ctx.register("events", events(False))
+    ctx.register("all_events", events(True))
     ctx.register("rejects", _text_categoricals(case.scan_rejects()))
     inventory = case.path / "inventory.parquet"
     if inventory.exists():

@@ -387,6 +387,15 @@ def load_inventory(case: Case) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.read_parquet(inv_path, glob=False), pl.read_parquet(map_path, glob=False)
 
 
+def fresh_mapping(case: Case) -> pl.DataFrame | None:
+    """The case's template refinement when it is up to date with the events (never builds it): what
+    ``forensics query`` applies, so a finding's ``endpoint = '…'`` matches the events it counted."""
+    map_path = case.path / MAP_FILE
+    if not _fresh(map_path, _signature(case)):
+        return None
+    return pl.read_parquet(map_path, glob=False)
+
+
 def apply_inventory(events_lf: pl.LazyFrame, case: Case) -> pl.LazyFrame:
     """Events with ``endpoint`` refined across the case, plus ``inventory_host`` (see :func:`refine`).
 

@@ -1,0 +1,37 @@
+"""Every finding's query returns exactly the events it counts, on evidence the passes refine."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+from forensics import api
+from forensics.analyze import analyze
+
+LINE = '{ip} - - [{t}] "GET {path} HTTP/1.1" 200 500 "-" "curl/8" "-"\n'
+
+
+def _t(minutes: float) -> str:
+    return (datetime(2023, 1, 4, 10, tzinfo=UTC) + timedelta(minutes=minutes)).strftime(
+        "%d/%b/%Y:%H:%M:%S +0000"
+    )
+
+
+def test_queries_match_counts_when_the_inventory_refines_the_templates(ingest_files):
+    """Walked base64 tokens and negative ids are single ingest templates; the inventory folds them into
+    ``{id}``, and the query (run by `forensics query`) must see the same endpoint the passes counted."""
+    lines = []
+    for i in range(300):  # base64("cust:<i>"): each its own endpoint at ingest
+        token = base64.b64encode(f"cust:{i}".encode()).decode()
+        lines.append(LINE.format(ip="203.0.113.3", t=_t(i), path=f"/api/v1/tokens/{token}"))
+    for i in range(-150, 150):  # negative ids keep their "-" at ingest
+        lines.append(LINE.format(ip="203.0.113.5", t=_t(400 + (i + 150)), path=f"/api/v1/customers/{i}"))
+    for i in range(60):  # customers reading their own record now and then
+        lines.append(LINE.format(ip=f"198.51.100.{i + 1}", t=_t(7 * i), path=f"/api/v1/customers/{5000 + i}"))
+    case = ingest_files({"access.log": "".join(sorted(lines, key=lambda ln: ln.split("[")[1]))})
+    doc = analyze(case.case_dir).document
+    walked = {ip for f in doc["findings"] if f["actor"] for ip in f["actor"]["client_ips"]}
+    assert {"203.0.113.3", "203.0.113.5"} <= walked
+    for f in doc["findings"]:
+        if f["kind"] in ("exfiltration_window", "enumeration", "scanning", "volume_anomaly"):
+            assert api.query(case.case_dir, f["query"]).height == f["requests"], (f["id"], f["query"][:160])
