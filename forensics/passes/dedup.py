@@ -132,16 +132,31 @@ def _skew(origin: pl.DataFrame, edge: pl.DataFrame, wide_seconds: float) -> floa
     return float(diffs.get_column("d").median())
 
 
+#: Pairing rounds between gateway and balancer copies (a round per identical request in one second).
+PAIR_ROUNDS = 4
+
+
 def _pair(origin: pl.DataFrame, edge: pl.DataFrame, skew: float, tight_seconds: float) -> pl.Series:
     """Origin row ids paired one-to-one with an edge event of the same key within the tolerance."""
     left = origin.with_columns(pl.col("ts") - pl.duration(microseconds=int(skew * 1e6))) if skew else origin
-    joined = left.join_asof(
-        edge.select("ts", "_key", pl.col("_rid").alias("_edge_rid")),
-        on="ts",
-        by="_key",
-        strategy="nearest",
-        tolerance=f"{int(tight_seconds * 1e6)}us",
-        check_sortedness=False,
-    ).drop_nulls("_edge_rid")
-    # One edge event pairs with at most one origin event (two identical requests in the same second).
-    return joined.unique(subset=["_edge_rid"], keep="first", maintain_order=True).get_column("_rid")
+    right = edge.select("ts", "_key", pl.col("_rid").alias("_edge_rid"))
+    paired: list[pl.Series] = []
+    # One edge event pairs with at most one origin event. Two identical requests in the same second
+    # (the gateway logs whole seconds) are both nearest to one edge event: the one left over is paired
+    # again, with the edge events still free, in the next round.
+    for _ in range(PAIR_ROUNDS):
+        joined = left.join_asof(
+            right,
+            on="ts",
+            by="_key",
+            strategy="nearest",
+            tolerance=f"{int(tight_seconds * 1e6)}us",
+            check_sortedness=False,
+        ).drop_nulls("_edge_rid")
+        once = joined.unique(subset=["_edge_rid"], keep="first", maintain_order=True)
+        paired.append(once.get_column("_rid"))
+        if once.height == joined.height:
+            break
+        left = left.filter(~pl.col("_rid").is_in(once.get_column("_rid").implode()))
+        right = right.filter(~pl.col("_edge_rid").is_in(once.get_column("_edge_rid").implode()))
+    return pl.concat(paired)

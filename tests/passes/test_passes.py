@@ -244,6 +244,21 @@ def test_dedup_counts_a_request_seen_by_balancer_and_gateway_once():
     assert report.matched == 50 and report.clock_skew_seconds == pytest.approx(3.0, abs=0.5)
 
 
+def test_dedup_pairs_two_identical_requests_in_one_second_one_to_one():
+    """The gateway stamps both at the same second: both are nearest to the first balancer copy."""
+    first = {"ts": T0 + timedelta(milliseconds=349), "client_ip": "198.18.0.9", "path": "/api/v1/customers/7"}
+    second = {**first, "ts": T0 + timedelta(milliseconds=611)}
+    edge = [{**r, "source_format": "alb", "observer": "lb"} for r in (first, second)]
+    origin = [
+        {**r, "source_format": "nginx", "observer": "gw", "source_file": "gw.log", "ts": T0}
+        for r in (first, second)
+    ]
+    others = walk("203.0.113.5", range(40), T0, timedelta(seconds=30), source_format="alb", observer="lb")
+    copies = [{**r, "source_format": "nginx", "observer": "gw", "source_file": "gw.log"} for r in others]
+    kept, report = dedup.deduplicate(events(edge + origin + others + copies))
+    assert kept.collect().height == 42 and report.matched == 42
+
+
 def test_actors_link_an_interleaved_walk_and_leave_staff_alone():
     rows = []
     pool = [f"198.18.0.{i}" for i in range(30)]
