@@ -60,6 +60,10 @@ DEFAULTS: dict[str, Any] = {
         "max_reread_share": 0.05,  # share of records read successfully more than once
         "band_gap": 256,  # ids closer than this on one day are one walk band
         "agent_gap_hours": 24.0,  # same user agent, active within this many hours: one stream
+        # A user agent this many ordinary readers of the endpoint also use (the app's own) links no
+        # single-request address by itself: its one read must fall in the actor's band of that day.
+        "common_agent_clients": 10,
+        "band_slack_hours": 2.0,  # a single read joins a day's band only this close to the walk's hours
     },
     "exfiltration": {
         # The sustained window in which an actor took the data (see forensics.passes.exfiltration).

@@ -14,7 +14,9 @@ share, on a record endpoint ``E`` (the part of an endpoint template up to its fi
   belong to the same stream (this also links a walk that works from an unordered list of ids);
 * a client reading with its own credential (a partner's API key) is not a walker;
 * single-request addresses (no successful login or token call of their own) join an actor when their one
-  read has one of the actor's user agents, within the actor's band of that day or its active period.
+  read has one of the actor's user agents, within the actor's band of that day (and near its hours) or
+  its active period; a user agent that many ordinary readers share (the app's own) counts only with
+  the band.
 
 Legitimate traffic that also touches many ids does not qualify: customer-service staff open the plan and
 usage of the customers they read and re-open some; carrier NAT addresses re-read their customers' own
@@ -158,6 +160,7 @@ def link(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Linked], pl.DataFra
     if prof.height == 0:
         return [], prof
     linked: list[Linked] = []
+    common = _common_agents(prepared, prof, cfg["common_agent_clients"])
     for (method, base), group in prof.filter(pl.col("walker") | pl.col("single")).group_by(
         "method", "base", maintain_order=False
     ):
@@ -184,7 +187,7 @@ def link(prepared: pl.LazyFrame, ctx: Context) -> tuple[list[Linked], pl.DataFra
             comps.setdefault(uf.find(c), set()).add(c)
         # Singles: their one read lands in a component's band, or has its user agent within its span.
         singles = group.filter(pl.col("single"))
-        _attach_singles(rec, singles, comps, uf, signals, cfg)
+        _attach_singles(rec, singles, comps, uf, signals, cfg, common.get((method, base), set()))
         comps = {}
         for c in walker_set | set(singles.get_column("client").to_list()):
             root = uf.find(c)
@@ -269,6 +272,27 @@ def _agent_edges(walkers: pl.DataFrame, uf: _Union, signals: dict[str, int], cfg
                 reach, prev = l_, c
 
 
+def _common_agents(prepared: pl.LazyFrame, prof: pl.DataFrame, least: int) -> dict[tuple[Any, Any], set[str]]:
+    """Per (method, record endpoint): the user agents of at least ``least`` ordinary readers (neither
+    walkers nor single reads: customers in the app's session flow). Sharing one of those says nothing."""
+    ordinary = prof.filter(~pl.col("walker") & ~pl.col("single")).select("client", "method", "base")
+    if ordinary.height == 0:
+        return {}
+    counts = (
+        record_events(prepared)
+        .filter(~pl.col("is_sub"))
+        .join(ordinary.lazy(), on=["client", "method", "base"], how="semi", nulls_equal=True)
+        .group_by("method", "base", pl.col("user_agent").cast(pl.String))
+        .agg(pl.col("client").n_unique().alias("n"))
+        .filter(pl.col("n") >= least)
+        .collect()
+    )
+    out: dict[tuple[Any, Any], set[str]] = {}
+    for method, base, agent, _n in counts.iter_rows():
+        out.setdefault((method, base), set()).add(agent)
+    return out
+
+
 def _attach_singles(
     rec: pl.DataFrame,
     singles: pl.DataFrame,
@@ -276,6 +300,7 @@ def _attach_singles(
     uf: _Union,
     signals: dict[str, int],
     cfg: dict[str, Any],
+    common: set[str],
 ) -> None:
     if singles.height == 0 or not comps:
         return
@@ -290,8 +315,14 @@ def _attach_singles(
     bands = (
         walk.drop_nulls("n")
         .group_by("comp", "day")
-        .agg(pl.col("n").quantile(0.02).alias("lo"), pl.col("n").quantile(0.98).alias("hi"))
+        .agg(
+            pl.col("n").quantile(0.02).alias("lo"),
+            pl.col("n").quantile(0.98).alias("hi"),
+            pl.col("ts").min().alias("from"),
+            pl.col("ts").max().alias("to"),
+        )
     )
+    near = pl.duration(hours=cfg["band_slack_hours"])
     spans = walk.group_by("comp", "user_agent").agg(
         pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
     )
@@ -300,15 +331,20 @@ def _attach_singles(
     agents = walk.select("comp", "user_agent").unique()
     in_band = (
         one.join(bands, on="day", how="inner")
-        .filter(pl.col("n").is_between(pl.col("lo"), pl.col("hi")))
+        .filter(
+            pl.col("n").is_between(pl.col("lo"), pl.col("hi"))
+            & pl.col("ts").is_between(pl.col("from") - near, pl.col("to") + near)
+        )
         .join(agents, on=["comp", "user_agent"], how="inner")
     )
     for c, comp in in_band.select("client", "comp").unique().sort("client", "comp").iter_rows():
         if uf.union(comp, c):
             signals["single_band"] += 1
     slack = pl.duration(hours=cfg["agent_gap_hours"])
-    by_agent = one.join(spans, on="user_agent", how="inner").filter(
-        pl.col("ts").is_between(pl.col("first") - slack, pl.col("last") + slack)
+    by_agent = (
+        one.filter(~pl.col("user_agent").is_in(pl.Series(sorted(common), dtype=pl.String).implode()))
+        .join(spans, on="user_agent", how="inner")
+        .filter(pl.col("ts").is_between(pl.col("first") - slack, pl.col("last") + slack))
     )
     for c, comp in by_agent.select("client", "comp").unique().sort("client", "comp").iter_rows():
         if uf.find(c) == c and uf.union(comp, c):

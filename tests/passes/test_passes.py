@@ -305,6 +305,34 @@ def test_actors_link_an_interleaved_walk_and_leave_staff_alone():
     assert w.censored == {"start": True, "end": True}  # the walk spans all the evidence there is
 
 
+def test_single_reads_with_the_apps_own_user_agent_are_not_linked():
+    """300 app users share the app's user agent with the attacker: half read their own record once, half
+    in the app's flow. Only the walker is the actor; no single read joins by user agent alone, nor by
+    the band far from the walk's hours."""
+    app = "MyApp/5.1 (iPhone)"
+    rows = walk("203.0.113.9", range(20000, 22000), T0 + timedelta(days=3, hours=2), timedelta(seconds=2))
+    rows = [{**r, "user_agent": app} for r in rows]
+    for i in range(300):
+        client, own = f"198.51.{i // 200}.{i % 200 + 1}", 20000 + (i * 7) % 2000 if i % 50 == 0 else 40000 + i
+        t = T0 + timedelta(days=i % 7, hours=(i * 5) % 24)
+        rows.append({"ts": t, "client_ip": client, "path": f"/api/v1/customers/{own}", "user_agent": app})
+        if i % 2:  # the app's session flow: plan and usage too, on several days
+            for d in range(3):
+                for sub in ("", "/plan", "/usage"):
+                    rows.append(
+                        {
+                            "ts": t + timedelta(days=d, minutes=1),
+                            "client_ip": client,
+                            "path": f"/api/v1/customers/{own}{sub}",
+                            "user_agent": app,
+                        }
+                    )
+    lf = events(sorted(rows, key=lambda r: r["ts"]))
+    ctx = ctx_for(lf)
+    linked, _profiles = actors.link(prepare(lf, ctx.config), ctx)
+    assert [a.clients for a in linked] == [["203.0.113.9"]]
+
+
 def test_exfiltration_window_tolerates_pauses_and_splits_long_silences():
     rows = walk("203.0.113.9", range(1000, 1100), T0, timedelta(hours=1))  # days 0-4
     rows += walk(
