@@ -30,6 +30,7 @@ from .passes import (
     materialize,
     ok_with_body,
     prepare,
+    sample_refs,
     scanning,
     sql_view,
     ts_from_sql,
@@ -295,6 +296,14 @@ def _clip(f: Finding, prepared: pl.LazyFrame, ctx: Context) -> None:
         f.objects_requested = inside.get_column("object_id").drop_nulls().n_unique()
         f.distinct_objects = inside.filter(ok_with_body()).get_column("object_id").drop_nulls().n_unique()
     f.censored = {"start": f.censored["start"] or cut_start, "end": f.censored["end"] or cut_end}
+    if "sample_refs" in f.evidence:  # provenance from inside the range, like every other figure
+        f.evidence["sample_refs"] = sample_refs(inside, ctx.config["report"]["sample_refs"])
+    records = f" and {f.distinct_objects:,} records" if f.distinct_objects is not None else ""
+    f.summary += (
+        f" Within the reporting range: {f.requests:,} requests{records}"
+        + (f" from {f.start:%Y-%m-%d %H:%M} to {f.end:%Y-%m-%d %H:%M} UTC" if inside.height else "")
+        + "; the description above and the other evidence figures cover the whole window."
+    )
 
 
 def _assign_actors(

@@ -181,6 +181,12 @@ def test_since_until_limit_what_is_reported_and_mark_the_cut(cases):
     assert w["start"] >= "2022-12-15T00:00:00Z" and w["end"] == full["end"]
     assert 0 < w["distinct_objects"] < full["distinct_objects"]
     assert api.query(case, w["query"]).height == w["requests"]
+    assert f"Within the reporting range: {w['requests']:,} requests" in w["summary"]
+    first_ref = w["evidence"]["sample_refs"][0].rsplit(":", 1)
+    ref_ts = api.query(
+        case, f"SELECT ts FROM events WHERE source_file = '{first_ref[0]}' AND source_line = {first_ref[1]}"
+    ).item()
+    assert ref_ts.isoformat() >= "2022-12-15"  # provenance from inside the range too
     # the actor is the same: baselines and linking used all the evidence
     assert set(w["actor"]["client_ips"]) == set(full["actor"]["client_ips"])
 

@@ -139,8 +139,16 @@ def _finding(
         f"from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC ({len(day_list)} active days"
         + (f", pauses up to {max(pauses)} days" if pauses and max(pauses) > 0 else "")
         + ")"
-        + ("; the logs begin inside the window" if cens["start"] else "")
-        + ("; the logs end inside the window" if cens["end"] else "")
+        + (
+            "; the evidence or reporting range begins less than a day before it: earlier activity may be missing"
+            if cens["start"]
+            else ""
+        )
+        + (
+            "; the evidence or reporting range ends less than a day after it: later activity may be missing"
+            if cens["end"]
+            else ""
+        )
         + "."
     )
     return Finding(
