@@ -306,6 +306,16 @@ def _clip(f: Finding, prepared: pl.LazyFrame, ctx: Context) -> None:
     )
 
 
+def _is_address(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _assign_actors(
     numbered: list[Finding], idents: dict[str, dict[str, list[str]]], groups: list[list[str]]
 ) -> dict[str, str]:
@@ -368,14 +378,19 @@ def _cleared(
         if c in reported or c in entries:
             continue
         z = row["max_robust_z"]
-        steady = z is None or z < cfg["volume"]["mad_k"]
-        why = (
-            f"heavy but steady: {row['days_active']} active days from {row['first_day']} to {row['last_day']}, "
-            f"daily median {row['daily_median']:.0f} requests, never more than "
-            f"{(z or 0):.1f} robust SD above its own baseline"
-            if steady
-            else "heavy; its unusual days did not pass the peer threshold"
-        )
+        if z is None:  # too few active days for a baseline of its own: say so, never "steady"
+            why = (
+                f"examined for volume: {row['requests']:,} requests on {row['days_active']} active day(s), "
+                "too few days for a baseline of its own; below the peer threshold"
+            )
+        elif z < cfg["volume"]["mad_k"]:
+            why = (
+                f"heavy but steady: {row['days_active']} active days from {row['first_day']} to "
+                f"{row['last_day']}, daily median {row['daily_median']:.0f} requests, never more than "
+                f"{z:.1f} robust SD above its own baseline"
+            )
+        else:
+            why = "heavy; its unusual days did not pass the peer threshold"
         entries[c] = Cleared(
             actor(c),
             why,
@@ -513,7 +528,12 @@ def iocs(prepared: pl.LazyFrame, numbered: list[Finding]) -> pl.DataFrame:
             .collect()
         )
         for c, first, last, n in stats.iter_rows():
-            rows[(a.id, "ip", c)] = {"first_seen": first, "last_seen": last, "requests": n}
+            # A logged client that is not an address (``unknown``, a host name) is no IP indicator.
+            rows[(a.id, "ip" if _is_address(c) else "client", c)] = {
+                "first_seen": first,
+                "last_seen": last,
+                "requests": n,
+            }
         for ua in a.user_agents:
             rows.setdefault(
                 (a.id, "user_agent", ua), {"first_seen": None, "last_seen": None, "requests": None}

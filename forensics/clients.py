@@ -90,6 +90,25 @@ def trusted_expr(addr: pl.Expr, values: pl.Series, nets: Sequence[Network]) -> p
     return (v4.fill_null(False) | v6).fill_null(False)
 
 
+def canonical_addresses(values: pl.Series) -> pl.Series:
+    """IPv6 addresses in one spelling (``2001:DB8::0:61`` → ``2001:db8::61``) and IPv4-mapped ones as
+    IPv4 (``::ffff:198.51.100.7`` → ``198.51.100.7``), so one client is one value whichever server
+    logged it; decided once per distinct value with a colon, everything else untouched."""
+    v6 = values.str.contains(":", literal=True).fill_null(False)
+    if not v6.any():
+        return values
+    mapping: dict[str, str] = {}
+    for v in values.filter(v6).unique().to_list():
+        try:
+            ip = ipaddress.ip_address(v)
+        except ValueError:
+            continue  # odd text stays as logged
+        text = str(ip.ipv4_mapped) if ip.version == 6 and ip.ipv4_mapped is not None else str(ip)
+        if text != v:
+            mapping[v] = text
+    return values.replace(mapping) if mapping else values
+
+
 def resolve_clients(frame: pl.DataFrame, nets: Sequence[Network]) -> pl.DataFrame:
     """Add ``client_ip`` and ``peer_ip`` from ``remote_addr`` (the peer, possibly itself a list) and ``xff``.
 

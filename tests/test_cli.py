@@ -310,3 +310,15 @@ def test_report_refuses_findings_made_before_the_evidence_changed(evidence, tmp_
     assert code == 1 and first_error(out).startswith("Error: findings.json in") and "analyze" in out
     assert run("analyze", "--case", str(case))[0] == 0
     assert run("report", "--case", str(case))[0] == 0
+
+
+def test_a_case_without_traffic_events_gets_no_verdict(evidence, tmp_path):
+    """Only reference sources: the report says nothing was analysed, not "no exfiltration was found"."""
+    case = tmp_path / "case"
+    assert run("ingest", str(evidence), "--case", str(case), "--role", "reference")[0] == 0
+    assert run("analyze", "--case", str(case))[0] == 0
+    code, out = run("report", "--case", str(case))
+    assert code == 0, out
+    text = (case / "report.md").read_text()
+    assert "Nothing was analysed: the case holds no traffic events" in text
+    assert "No exfiltration was found" not in text

@@ -77,3 +77,19 @@ def test_host_port_split_keeps_bare_ipv6_whole():
         ("170.01.01.02", None),
         (None, None),
     ]
+
+
+def test_one_client_is_one_value_whichever_server_logged_it(ingest_files):
+    """IPv6 case and zero compression, and IPv4-mapped addresses of a dual-stack server."""
+    line = '{a} - - [05/Jan/2023:16:40:1{i} +0000] "GET /x HTTP/1.1" 200 5 "-" "curl/8"\n'
+    addrs = ["2001:DB8::0:61", "2001:db8::61", "::ffff:198.51.100.7", "198.51.100.7", "unknown"]
+    case = ingest_files({"access.log": "".join(line.format(a=a, i=i) for i, a in enumerate(addrs))})
+    ev = case.events()
+    assert ev.get_column("client_ip").to_list() == [
+        "2001:db8::61",
+        "2001:db8::61",
+        "198.51.100.7",
+        "198.51.100.7",
+        "unknown",
+    ]
+    assert ev.get_column("peer_ip").null_count() == len(addrs)

@@ -35,3 +35,20 @@ def test_queries_match_counts_when_the_inventory_refines_the_templates(ingest_fi
     for f in doc["findings"]:
         if f["kind"] in ("exfiltration_window", "enumeration", "scanning", "volume_anomaly"):
             assert api.query(case.case_dir, f["query"]).height == f["requests"], (f["id"], f["query"][:160])
+
+
+def test_non_address_clients_are_not_ip_indicators_and_one_day_clients_are_not_called_steady(ingest_files):
+    """A walker logged as ``unknown`` (a proxy that hides the peer) is an indicator of type client; a
+    client seen on one day has no baseline of its own, so it is not "heavy but steady"."""
+    import csv
+
+    lines = [LINE.format(ip="unknown", t=_t(i), path=f"/api/v1/customers/{1000 + i}") for i in range(400)]
+    lines += [LINE.format(ip="198.51.100.9", t=_t(i), path="/api/v1/catalog") for i in range(300)]
+    case = ingest_files({"access.log": "".join(sorted(lines, key=lambda ln: ln.split("[")[1]))})
+    doc = analyze(case.case_dir).document
+    assert any(f["actor"] and f["actor"]["client_ips"] == ["unknown"] for f in doc["findings"])
+    with open(case.case_dir / "iocs.csv", newline="") as fh:
+        types = {r["value"]: r["type"] for r in csv.DictReader(fh)}
+    assert types["unknown"] == "client"
+    whys = {c["actor"]["client_ips"][0]: c["why"] for c in doc["cleared"]}
+    assert whys["198.51.100.9"].startswith("examined for volume: 300 requests on 1 active day(s)")

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from ..clients import Network, resolve_clients
+from ..clients import Network, canonical_addresses, resolve_clients
 from ..endpoints import template_paths
 from ..schema import conform, conform_rejects
 from ..secrets import auth_from_header, fingerprint, mask_series
@@ -400,6 +400,13 @@ def finalize(
     if "remote_addr" in frame.columns or "xff" in frame.columns:
         frame = resolve_clients(frame, ctx.nets)
         frame = frame.drop([c for c in ("remote_addr", "xff") if c in frame.columns])
+    addresses = [c for c in ("client_ip", "peer_ip") if c in frame.columns and frame.schema[c] == pl.String]
+    if addresses:
+        frame = frame.with_columns(canonical_addresses(frame.get_column(c)).alias(c) for c in addresses)
+        if len(addresses) == 2:  # the peer is kept only where it differs from the client
+            frame = frame.with_columns(
+                pl.when(pl.col("peer_ip").ne_missing(pl.col("client_ip"))).then(pl.col("peer_ip")).alias("peer_ip")
+            )
     if "server_name" in frame.columns:
         frame = frame.with_columns(
             (pl.coalesce("host", "server_name") if "host" in frame.columns else pl.col("server_name")).alias(

@@ -218,9 +218,18 @@ def _summary(data: ReportData, head: dict[str, Any] | None, gaps: pl.DataFrame) 
     findings = data.findings
     if head is None:
         kinds = sorted({f["kind"] for f in findings})
+        if not data.doc["case"].get("events"):
+            verdict = (  # no verdict without evidence: 0 traffic events were analysed
+                "Nothing was analysed: the case holds no traffic events (only rejects or reference sources "
+                "such as HAR captures, which count as traffic with --role traffic). "
+            )
+        else:
+            verdict = (
+                "No exfiltration was found: no client took records in a sustained window or walked ids. "
+            )
         s.blocks.append(
             P(
-                "No exfiltration was found: no client took records in a sustained window or walked ids. "
+                verdict
                 + (f"{len(findings)} other finding(s): {', '.join(kinds)}." if findings else "No findings."),
                 "lead",
             )
