@@ -405,7 +405,9 @@ def finalize(
         frame = frame.with_columns(canonical_addresses(frame.get_column(c)).alias(c) for c in addresses)
         if len(addresses) == 2:  # the peer is kept only where it differs from the client
             frame = frame.with_columns(
-                pl.when(pl.col("peer_ip").ne_missing(pl.col("client_ip"))).then(pl.col("peer_ip")).alias("peer_ip")
+                pl.when(pl.col("peer_ip").ne_missing(pl.col("client_ip")))
+                .then(pl.col("peer_ip"))
+                .alias("peer_ip")
             )
     if "server_name" in frame.columns:
         frame = frame.with_columns(

@@ -57,7 +57,7 @@ DESCRIPTIONS = {
     "first_enumeration": "Enumeration start",
     "window_start": "Exfiltration window start",
     "window_end": "Exfiltration window end",
-    "peak_day": "Peak day start",
+    "peak_day": "Peak day",
     "pause": "Pause start",
     "address_pool_change": "Address pool change",
     "user_agent_change": "User agent change",
@@ -384,9 +384,11 @@ def _window_days(ev: pl.DataFrame, who: str, common: dict[str, Any]) -> list[Ent
         return []
     out = []
     peak = days.sort(["records", "day"], descending=[True, False]).row(0, named=True)
+    # Stamped at the day's first request of the window, not at midnight (before the evidence began).
+    first_that_day = ev.filter(pl.col("ts").dt.date() == peak["day"]).get_column("ts").min()
     out.append(
         Entry(
-            _day_start(peak["day"]),
+            first_that_day if first_that_day is not None else _day_start(peak["day"]),
             "peak_day",
             f"Peak day of {who}: {peak['records']:,} records in {peak['requests']:,} requests on {peak['day']} "
             f"(median {days.get_column('records').median() or 0:,.0f} a day over {days.height} active days)",
