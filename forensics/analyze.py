@@ -292,7 +292,7 @@ def _clip(f: Finding, prepared: pl.LazyFrame, ctx: Context) -> None:
     f.end = inside.get_column("ts").max() if inside.height else hi
     f.requests = inside.height
     f.bytes = int(inside.get_column("bytes_out").sum() or 0) if inside.height else 0
-    if f.objects_requested is not None and inside.height:
+    if f.objects_requested is not None:
         f.objects_requested = inside.get_column("object_id").drop_nulls().n_unique()
         f.distinct_objects = inside.filter(ok_with_body()).get_column("object_id").drop_nulls().n_unique()
     f.censored = {"start": f.censored["start"] or cut_start, "end": f.censored["end"] or cut_end}

@@ -153,7 +153,7 @@ _SQL_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
 
 def _check_read_only(sql: str) -> None:
     """Refuse statements that are not queries, with the word that was given."""
-    body = _SQL_COMMENTS.sub("", sql).lstrip("(").lstrip()
+    body = _SQL_COMMENTS.sub("", sql).lstrip("( \t\r\n")
     word = re.match(r"[A-Za-z_]*", body)
     first = word.group(0).upper() if word else ""
     if first not in _READ_ONLY_STATEMENTS:

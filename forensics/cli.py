@@ -663,7 +663,7 @@ def run_report(case_dir: str) -> dict[str, Any]:
     charts = [p for k, p in paths.items() if k.startswith("chart_")]
     out.print(
         Text(
-            f"Wrote {shown(paths['timeline_md'].parent)}: timeline.md, timeline.csv, timeline.jsonl, "
+            f"Wrote {terminal(paths['timeline_md'].parent)}: timeline.md, timeline.csv, timeline.jsonl, "
             f"{len(charts)} chart(s) in charts/, report.md"
         )
     )
@@ -696,7 +696,9 @@ def print_headline(head: dict[str, Any] | None) -> None:
         )
     )
     out.print(
-        Text(f"Endpoint: {shown(head['method'])} {shown((head['host'] or '') + (head['endpoint'] or ''))}")
+        Text(
+            f"Endpoint: {terminal(head['method'])} {terminal((head['host'] or '') + (head['endpoint'] or ''))}"
+        )
     )
 
 

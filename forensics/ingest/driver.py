@@ -7,6 +7,7 @@ manifest entries last, so a crash never leaves a half-ingested file visible.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import math
@@ -208,7 +209,18 @@ def check_case_location(case_dir: Path, sources: Iterable[str]) -> None:
     """A case inside the evidence would ingest itself and modify the evidence: refuse."""
     case = case_dir.resolve()
     for src in sources:
-        # A glob's evidence is what it matches (``ev[4]`` is the folder ev4; ``*.log`` only files).
+        if glob.has_magic(src):
+            # A glob's evidence is what it matches, the case folder too once it exists: ``ev/*`` holds
+            # ``ev/case``, ``ev[4]`` the folder ev4; ``*.log`` only files.
+            pattern = os.path.abspath(src)
+            patterns = {pattern, pattern.replace(f"{os.sep}**{os.sep}", os.sep)}  # ** also matches no folder
+            here = os.path.abspath(case_dir)
+            candidates = (here, *map(str, Path(here).parents))
+            if any(fnmatch.fnmatchcase(p, pat) for p in candidates for pat in patterns):
+                raise ForensicsError(
+                    f"the case directory {case_dir} is inside the evidence {src}",
+                    hint="put --case outside the evidence; evidence is read-only",
+                )
         for match in sorted(glob.glob(src, recursive=True)) if glob.has_magic(src) else [src]:
             base = Path(match).resolve()
             if base.is_dir() and (case == base or base in case.parents):

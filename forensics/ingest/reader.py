@@ -56,6 +56,8 @@ def sniff_compression(head: bytes) -> str | None:
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return name
+    if len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18":
+        return "zstd"  # a zstd skippable frame first (pzstd writes one before each frame)
     return None
 
 
@@ -230,53 +232,112 @@ def _decompressor(raw: BinaryIO | io.RawIOBase, compression: str | None) -> Bina
     return io.BufferedReader(raw) if isinstance(raw, io.RawIOBase) else raw  # type: ignore[arg-type]
 
 
-class _ZstdReader(io.RawIOBase):
-    """Decompressed zstd frames, one after another, that raises when the input ends inside a frame.
+class _ZstdFrames:
+    """The zstd frame structure of the compressed bytes as they pass (RFC 8878: frame header, block
+    headers, checksum), without decompressing: whether the input ended between frames. Skippable frames
+    (pzstd writes one before each frame) are dropped here: the decompressor stops reading at them.
 
-    (zstandard's ``stream_reader`` returns a truncated file's readable part as if it were the whole.)"""
+    zstandard's ``stream_reader`` returns a truncated file's readable part as if it were the whole."""
+
+    def __init__(self, raw: BinaryIO | io.RawIOBase) -> None:
+        self._raw = raw
+        self._head = b""  # bytes of the header being read
+        self._need = 4  # header bytes wanted next
+        self._state = "magic"
+        self._skip = 0  # content bytes to pass on (or to drop, in a skippable frame)
+        self._drop = False
+        self._checksum = False
+        self.seen = False
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            data = self._raw.read(size)
+            if not data:
+                return b""
+            self.seen = True
+            out = self._feed(memoryview(data))
+            if out:
+                return out
+
+    @property
+    def between_frames(self) -> bool:
+        return self._state == "magic" and not self._head and not self._skip
+
+    def _feed(self, data: memoryview) -> bytes:
+        out: list[bytes] = []
+        pos = 0
+        while pos < len(data):
+            if self._skip:
+                n = min(self._skip, len(data) - pos)
+                if not self._drop:
+                    out.append(bytes(data[pos : pos + n]))
+                self._skip -= n
+                pos += n
+                continue
+            take = min(self._need - len(self._head), len(data) - pos)
+            self._head += bytes(data[pos : pos + take])
+            pos += take
+            if len(self._head) == self._need:
+                head, self._head = self._head, b""
+                if self._step(head):
+                    out.append(head)
+        return b"".join(out)
+
+    def _step(self, head: bytes) -> bool:
+        """Move past one header; whether its bytes belong to a zstd frame (passed on)."""
+        state = self._state
+        if state == "magic":
+            if int.from_bytes(head, "little") & 0xFFFFFFF0 == 0x184D2A50:  # skippable: its size follows
+                self._state, self._need = "skippable", 4
+                return False
+            self._state, self._need = "descriptor", 1  # (a wrong magic fails in the decompressor)
+        elif state == "skippable":
+            self._skip, self._drop = int.from_bytes(head, "little"), True
+            self._state, self._need = "magic", 4
+            return False
+        elif state == "descriptor":
+            fhd = head[0]
+            single = bool(fhd & 0x20)
+            self._checksum = bool(fhd & 0x04)
+            rest = (0 if single else 1) + (0, 1, 2, 4)[fhd & 0x03] + ((1 if single else 0), 2, 4, 8)[fhd >> 6]
+            self._state, self._need = ("header", rest) if rest else ("block", 3)
+        elif state == "header":
+            self._state, self._need = "block", 3
+        elif state == "block":
+            bh = int.from_bytes(head, "little")
+            last, kind, size = bh & 1, (bh >> 1) & 3, bh >> 3
+            self._skip, self._drop = (1 if kind == 1 else size), False  # RLE blocks store one byte
+            if not last:
+                self._state, self._need = "block", 3
+            elif self._checksum:
+                self._state, self._need = "checksum", 4
+            else:
+                self._state, self._need = "magic", 4
+        else:  # checksum
+            self._state, self._need = "magic", 4
+        return True
+
+
+class _ZstdReader(io.RawIOBase):
+    """zstandard's stream reader (bounded output per read), raising at the end of input when the input
+    ended inside a frame (a truncated file)."""
 
     def __init__(self, raw: BinaryIO | io.RawIOBase) -> None:
         import zstandard
 
-        self._raw = raw
-        self._new = zstandard.ZstdDecompressor().decompressobj
-        self._dobj = self._new()
-        self._open_frame = False  # input given to the current frame that has not ended it yet
-        self._eof = False
-        self._buf = b""
+        self._frames = _ZstdFrames(raw)
+        self._stream = zstandard.ZstdDecompressor().stream_reader(self._frames, read_across_frames=True)
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes (all that is left for -1); b"" at the end of the last frame."""
-        while not self._eof and (size < 0 or len(self._buf) < size):
-            data = self._raw.read(1 << 17)
-            if not data:
-                self._eof = True
-                break
-            self._buf += self._feed(data)
-        if self._eof and self._open_frame and not self._buf:  # what was decoded is delivered first
+        out = self._stream.read(size)
+        if not out and self._frames.seen and not self._frames.between_frames:
             raise ValueError("zstd stream ends inside a frame (truncated file)")
-        if size < 0 or size >= len(self._buf):
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:size], self._buf[size:]
         return out
 
     read1 = read
-
-    def _feed(self, data: bytes) -> bytes:
-        pieces = []
-        while data:
-            pieces.append(self._dobj.decompress(data))
-            self._open_frame = not self._dobj.eof
-            if not self._dobj.eof:
-                break
-            data = self._dobj.unused_data  # the next frame (concatenated .zst files)
-            self._dobj = self._new()
-            self._open_frame = bool(data)
-        return b"".join(pieces)
 
 
 @dataclass

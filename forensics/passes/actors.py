@@ -282,6 +282,7 @@ def _common_agents(prepared: pl.LazyFrame, prof: pl.DataFrame, least: int) -> di
         record_events(prepared)
         .filter(~pl.col("is_sub"))
         .join(ordinary.lazy(), on=["client", "method", "base"], how="semi", nulls_equal=True)
+        .drop_nulls("user_agent")  # no user agent is no shared one
         .group_by("method", "base", pl.col("user_agent").cast(pl.String))
         .agg(pl.col("client").n_unique().alias("n"))
         .filter(pl.col("n") >= least)

@@ -48,3 +48,26 @@ def test_a_damaged_file_in_no_known_format_keeps_its_error(ingest_files):
     entry = case.entry("blob.gz")
     assert entry["status"] == "unknown"
     assert entry["error"] and entry["error"].startswith("corrupt or truncated gzip")
+
+
+def test_zstd_frames_of_every_kind_are_read_and_a_cut_is_noticed(ingest_files):
+    """pzstd puts a skippable frame before each frame; a streaming compressor writes no content size and
+    ends with a checksum: both read whole, and a file cut inside the checksum is still partial."""
+    data, other = _log(3000), _log(3001)  # different contents: copies would be duplicates
+    half = len(data) // 2
+    skippable = (0x184D2A53).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"pzst"
+    packed = zstandard.ZstdCompressor()
+    pz = skippable + packed.compress(data[:half]) + skippable + packed.compress(data[half:])
+
+    def streamed(text: bytes) -> bytes:
+        stream = zstandard.ZstdCompressor(write_checksum=True).compressobj()
+        return stream.compress(text) + stream.flush()
+
+    case = ingest_files(
+        {"pz.log.zst": pz, "streamed.log.zst": streamed(other), "cut.log.zst": streamed(_log(5))[:-2]}
+    )
+    for name, rows in (("pz.log.zst", 3000), ("streamed.log.zst", 3001)):
+        entry = case.entry(name)
+        assert (entry["status"], entry["rows"], entry["error"]) == ("ingested", rows, None), name
+    cut = case.entry("cut.log.zst")
+    assert cut["status"] == "partial" and "ends inside a frame" in cut["error"]

@@ -82,3 +82,15 @@ def test_a_glob_naming_the_folder_that_holds_the_case_is_refused(tmp_path, monke
         driver.check_case_location(Path("ev4/case"), ["ev[4]"])
     # a glob of files next to the case is fine
     driver.check_case_location(Path("case"), ["ev4/*.log", "*.log"])
+
+
+def test_a_glob_over_the_folder_that_would_hold_the_case_is_refused(tmp_path, monkeypatch) -> None:
+    """``ev/*`` with ``--case ev/case``: the case does not exist yet, so nothing matches it, but the
+    case would be written inside the evidence folder."""
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "access.log").write_text(LINE.format(i=1))
+    monkeypatch.chdir(tmp_path)
+    for pattern in ("ev/*", "ev/**/*", str(tmp_path / "ev" / "*")):
+        with pytest.raises(ForensicsError, match="inside the evidence"):
+            driver.check_case_location(Path("ev/case"), [pattern])
+    assert not (tmp_path / "ev" / "case").exists()

@@ -305,7 +305,8 @@ def test_actors_link_an_interleaved_walk_and_leave_staff_alone():
     assert w.censored == {"start": True, "end": True}  # the walk spans all the evidence there is
 
 
-def test_single_reads_with_the_apps_own_user_agent_are_not_linked():
+@pytest.mark.parametrize("some_without_agent", [False, True])
+def test_single_reads_with_the_apps_own_user_agent_are_not_linked(some_without_agent):
     """300 app users share the app's user agent with the attacker: half read their own record once, half
     in the app's flow. Only the walker is the actor; no single read joins by user agent alone, nor by
     the band far from the walk's hours."""
@@ -315,7 +316,8 @@ def test_single_reads_with_the_apps_own_user_agent_are_not_linked():
     for i in range(300):
         client, own = f"198.51.{i // 200}.{i % 200 + 1}", 20000 + (i * 7) % 2000 if i % 50 == 0 else 40000 + i
         t = T0 + timedelta(days=i % 7, hours=(i * 5) % 24)
-        rows.append({"ts": t, "client_ip": client, "path": f"/api/v1/customers/{own}", "user_agent": app})
+        agent = None if some_without_agent and i % 4 == 3 else app  # "-" in the log: no user agent
+        rows.append({"ts": t, "client_ip": client, "path": f"/api/v1/customers/{own}", "user_agent": agent})
         if i % 2:  # the app's session flow: plan and usage too, on several days
             for d in range(3):
                 for sub in ("", "/plan", "/usage"):
@@ -324,7 +326,7 @@ def test_single_reads_with_the_apps_own_user_agent_are_not_linked():
                             "ts": t + timedelta(days=d, minutes=1),
                             "client_ip": client,
                             "path": f"/api/v1/customers/{own}{sub}",
-                            "user_agent": app,
+                            "user_agent": agent,
                         }
                     )
     lf = events(sorted(rows, key=lambda r: r["ts"]))
