@@ -402,8 +402,12 @@ def finalize(
         frame = frame.drop([c for c in ("remote_addr", "xff") if c in frame.columns])
     addresses = [c for c in ("client_ip", "peer_ip") if c in frame.columns and frame.schema[c] == pl.String]
     if addresses:
-        frame = frame.with_columns(canonical_addresses(frame.get_column(c)).alias(c) for c in addresses)
-        if len(addresses) == 2:  # the peer is kept only where it differs from the client
+        before = [frame.get_column(c) for c in addresses]
+        after = [canonical_addresses(s) for s in before]
+        changed = any(a is not b for a, b in zip(after, before, strict=True))  # the rule: nothing to do
+        if changed:
+            frame = frame.with_columns(after)
+        if changed and len(addresses) == 2:  # the peer is kept only where it differs from the client
             frame = frame.with_columns(
                 pl.when(pl.col("peer_ip").ne_missing(pl.col("client_ip")))
                 .then(pl.col("peer_ip"))
