@@ -52,3 +52,26 @@ def test_non_address_clients_are_not_ip_indicators_and_one_day_clients_are_not_c
     assert types["unknown"] == "client"
     whys = {c["actor"]["client_ips"][0]: c["why"] for c in doc["cleared"]}
     assert whys["198.51.100.9"].startswith("examined for volume: 300 requests on 1 active day(s)")
+
+
+def test_events_with_stray_clocks_are_left_out_of_the_charts_and_said(ingest_files):
+    """Two events at 1970 and 2099 among a month of traffic: the per-day charts keep the month."""
+    from forensics.report.data import load
+
+    lines = [
+        LINE.format(ip=f"198.51.100.{i % 200 + 1}", t=_t(40 * i), path=f"/api/v1/customers/{5000 + i % 300}")
+        for i in range(1200)
+    ]
+    lines += [
+        LINE.format(ip="192.0.2.1", t="01/Jan/1970:00:00:01 +0000", path="/x"),
+        LINE.format(ip="192.0.2.1", t="01/Jan/2099:00:00:01 +0000", path="/x"),
+    ]
+    case = ingest_files({"access.log": "".join(lines)})
+    analyze(case.case_dir)
+    data = load(case.case_dir)
+    lo, hi, outside = data.charted_period()
+    assert outside == 2 and lo.year == hi.year == 2023
+    api.report(case.case_dir)
+    text = (case.case_dir / "report.md").read_text()
+    assert f"2 event(s) lie far outside the main period ({lo:%Y-%m-%d} to {hi:%Y-%m-%d})" in text
+    assert lo.date().isoformat() == "2023-01-04" and hi.date().isoformat() == "2023-02-06"

@@ -210,7 +210,7 @@ def _endpoint(f: dict[str, Any] | None) -> str:
 
 
 def _day_range(data: ReportData) -> tuple[datetime, datetime]:
-    lo, hi = data.first_ts, data.last_ts
+    lo, hi, _outside = data.charted_period()
     if lo is None or hi is None:
         now = datetime(1970, 1, 1, tzinfo=UTC)
         return now, now + timedelta(days=1)

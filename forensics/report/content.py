@@ -336,9 +336,17 @@ def _evidence_facts(data: ReportData) -> P:
     for f in data.findings:
         counts[f["kind"]] = counts.get(f["kind"], 0) + 1
     listing = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()) or "none"
+    lo, hi, outside = data.charted_period()
+    stray = (
+        f" {outside:,} event(s) lie far outside the main period ({lo:%Y-%m-%d} to {hi:%Y-%m-%d}) and are "
+        "left out of the per-day charts: check the clocks of their sources."
+        if outside and lo and hi
+        else ""
+    )
     return P(
         f"Findings: {listing}. Cleared after examination: {len(data.doc.get('cleared', []))} client(s). "
-        "Every number traces back to source files and lines: see each finding's query and sample references.",
+        "Every number traces back to source files and lines: see each finding's query and sample references."
+        + stray,
         "note",
     )
 

@@ -19,7 +19,7 @@ included, marked as such), because the question there is what each source record
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,27 @@ class ReportData:
     @property
     def last_ts(self) -> datetime | None:
         return parse_ts(self.doc.get("case", {}).get("last_ts"))
+
+    def charted_period(self) -> tuple[datetime | None, datetime | None, int]:
+        """(first, last, events left out): the period the per-day charts show. A few events years away
+        from the rest (a server clock at 1970, a typo'd 2099) would flatten every chart to nothing:
+        when the 0.1%–99.9% span of the events is far shorter than the whole span, the charts keep
+        that core (and every finding's window) and the report says how many events fall outside."""
+        lo, hi = self.first_ts, self.last_ts
+        ts = self.events.get_column("ts") if "ts" in self.events.columns else None
+        if lo is None or hi is None or ts is None or ts.len() < 1000:
+            return lo, hi, 0
+        micros = ts.dt.epoch("us")
+        core_lo = datetime.fromtimestamp(float(micros.quantile(0.001, "lower") or 0) / 1e6, tz=UTC)
+        core_hi = datetime.fromtimestamp(float(micros.quantile(0.999, "higher") or 0) / 1e6, tz=UTC)
+        if (hi - lo) <= 3 * (core_hi - core_lo) + timedelta(days=30):
+            return lo, hi, 0
+        for f in self.findings:  # a finding's window is always charted
+            start, end = parse_ts(f.get("start")), parse_ts(f.get("end"))
+            core_lo = min(core_lo, start) if start else core_lo
+            core_hi = max(core_hi, end) if end else core_hi
+        outside = int(((ts < core_lo) | (ts > core_hi)).sum())
+        return core_lo, core_hi, outside
 
     def coverage_gaps(self) -> pl.DataFrame:
         """Coverage gaps of the traffic observers (see :func:`coverage_gaps`), with ``covered_by``: the
