@@ -157,6 +157,10 @@ def lines_as_csv(lines: pl.Series) -> bytes:
     return memoryview(arr.buffers()[2])[start:end].tobytes() + b"\n"
 
 
+#: Trailing fields beyond the documented ones that a line may carry and still be read.
+EXTRA_FIELDS = 64
+
+
 def split_fields(
     lines: pl.DataFrame, n_fields: int, skip: tuple[int, ...] = (), raw: bytes | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -167,7 +171,9 @@ def split_fields(
     trailing fields are null, extra ones are dropped; fields in ``skip`` are not materialised. ``raw``,
     when given, is the same lines as bytes (read directly, no re-join).
     """
-    schema = {f"c{i}": pl.String for i in range(n_fields)}
+    # Room for fields AWS may add after the documented ones (FORMATS.md: accept extra trailing fields):
+    # the reader sizes its rows on the first line and refuses one wider than the schema; unread here.
+    schema = {f"c{i}": pl.String for i in range(n_fields + EXTRA_FIELDS)}
     columns = [i for i in range(n_fields) if i not in skip]
 
     def read(frame: pl.DataFrame) -> pl.DataFrame:
@@ -189,7 +195,7 @@ def split_fields(
     def attempt(frame: pl.DataFrame) -> pl.DataFrame | None:
         try:
             fields = read(frame)
-        except pl.exceptions.ComputeError:  # a field the reader cannot unquote
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):  # unquotable field, far too many
             return None
         return fields if fields.height == frame.height else None
 

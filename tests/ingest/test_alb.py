@@ -236,3 +236,19 @@ def test_client_text_in_extra_is_masked_by_the_parser(ingest_files):
     assert extra["transformed_host"] == "new.example.com" and extra["domain_name"] == "api.example.com"
     assert extra["actions_executed"] == "redirect" and extra["conn_trace_id"] == "TID_1"
     assert secret not in str(case.events().rows())
+
+
+def test_a_first_line_with_fields_aws_may_add_later_is_read(ingest_files):
+    """The CSV reader sizes its rows on the first line: one new trailing field there used to fail the
+    whole batch (every file in it) with a SchemaError."""
+    newer = CURRENT + ' "new-field" "and-another"'
+    other = f"{ACCOUNT_PATH}/123456789012_elasticloadbalancing_us-east-1_app.api-prod.50dc6c495c0c9188_20230105T1650Z_10.0.1.17_x.log.gz"
+    case = ingest_files(
+        {
+            FILE: newer + "\n" + CURRENT + "\n",
+            other: CURRENT.replace("16:40:12.123456", "16:41:00.000001") + "\n",
+        }
+    )
+    assert case.entry(FILE.rsplit("/", 1)[-1])["rows"] == 2
+    assert case.entry(other.rsplit("/", 1)[-1])["rows"] == 1
+    assert case.events().get_column("status").to_list() == [200, 200, 200]
