@@ -400,6 +400,11 @@ def finalize(
     if "remote_addr" in frame.columns or "xff" in frame.columns:
         frame = resolve_clients(frame, ctx.nets)
         frame = frame.drop([c for c in ("remote_addr", "xff") if c in frame.columns])
+    if "_peer_port" in frame.columns:  # the peer's port is the client's where the client is the peer
+        port = pl.when(pl.col("peer_ip").is_null()).then(pl.col("_peer_port"))
+        if "client_port" in frame.columns:
+            port = pl.coalesce(pl.col("client_port"), port)
+        frame = frame.with_columns(port.alias("client_port")).drop("_peer_port")
     addresses = [c for c in ("client_ip", "peer_ip") if c in frame.columns and frame.schema[c] == pl.String]
     if addresses:
         before = [frame.get_column(c) for c in addresses]

@@ -221,6 +221,7 @@ def _events(rows: pl.DataFrame, f: dict[str, pl.Expr]) -> pl.DataFrame:
         pl.col("_peer").alias("remote_addr"),
         xff.alias("xff"),
         pl.when(xff.is_null() | (xff == pl.col("_peer"))).then(pl.col("_peer_port")).alias("client_port"),
+        pl.col("_peer_port").alias("_peer_port"),  # the client's port when the chain is not believed
         *request,
         pl.when(~tcp | (code != 0)).then(code).alias("status"),
         R.number(f["rx"]).alias("bytes_in"),

@@ -405,7 +405,8 @@ def _int(e: pl.Expr, dtype: pl.DataType = _INT64) -> pl.Expr:
 
 
 def _seconds_to_ms(e: pl.Expr) -> pl.Expr:
-    return e.cast(pl.Float64, strict=False) * 1000.0
+    # Rounded to the microsecond the logs carry: 1.005 s is 1005.0 ms, not 1004.9999999999999.
+    return (e.cast(pl.Float64, strict=False) * 1000.0).round(3)
 
 
 def _list_total_ms(e: pl.Expr) -> pl.Expr:
@@ -419,7 +420,7 @@ def _list_total_ms(e: pl.Expr) -> pl.Expr:
         .cast(pl.List(pl.Float64), strict=False)
         .list.sum()
     )
-    return pl.coalesce(e.cast(pl.Float64, strict=False), listed) * 1000.0
+    return (pl.coalesce(e.cast(pl.Float64, strict=False), listed) * 1000.0).round(3)
 
 
 # Columns set by a canonical field; a callable returns the expression for that column.

@@ -204,6 +204,10 @@ def _json_events(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.when(xff.is_null())
         .then(pl.coalesce(pl.col("_peer_port"), R.field("ClientPort").cast(pl.Int32, strict=False)))
         .alias("client_port"),
+        # the client's port also when the chain is not believed (finalize: the client is the peer)
+        pl.coalesce(pl.col("_peer_port"), R.field("ClientPort").cast(pl.Int32, strict=False)).alias(
+            "_peer_port"
+        ),
         R.text(R.field("ClientUsername")).alias("principal"),
         _credential("request_Authorization").alias("authorization"),
         _credential("request_X-Api-Key").alias("api_key"),

@@ -257,3 +257,12 @@ def test_quote_segments_capture_what_the_whole_line_regex_captures(fmt):
     direct, _ = _extract(frame, compiled.regex, compiled.field_names)
     assert via_split.height >= 2 and split.height >= 1  # each format parses some lines, by the split
     assert via_split.to_dicts() == direct.sort("_idx").to_dicts()
+
+
+def test_seconds_become_milliseconds_without_float_noise():
+    import polars as pl
+
+    from forensics.ingest.logformat import _list_total_ms, _seconds_to_ms
+
+    got = pl.select(_seconds_to_ms(pl.lit("1.005")), _list_total_ms(pl.lit("0.001, 0.002 : 0.003"))).row(0)
+    assert got == (1005.0, 6.0)
