@@ -264,5 +264,7 @@ def test_seconds_become_milliseconds_without_float_noise():
 
     from forensics.ingest.logformat import _list_total_ms, _seconds_to_ms
 
-    got = pl.select(_seconds_to_ms(pl.lit("1.005")), _list_total_ms(pl.lit("0.001, 0.002 : 0.003"))).row(0)
+    got = pl.select(
+        _seconds_to_ms(pl.lit("1.005")).alias("a"), _list_total_ms(pl.lit("0.001, 0.002 : 0.003")).alias("b")
+    ).row(0)
     assert got == (1005.0, 6.0)
