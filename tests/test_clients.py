@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from forensics.clients import resolve_clients, trusted_networks
 
@@ -93,3 +94,27 @@ def test_one_client_is_one_value_whichever_server_logged_it(ingest_files):
         "unknown",
     ]
     assert ev.get_column("peer_ip").null_count() == len(addrs)
+
+
+ISTIO = (
+    '[2020-11-25T21:26:18.409Z] "GET /x HTTP/1.1" 200 - via_upstream - "-" 0 135 4 4 "198.51.100.9" '
+    '"curl" "id" "h:8000" "10.44.1.27:80" outbound|8000||h 10.44.1.23:37652 10.0.45.184:8000 '
+    "203.0.113.50:46520 - default\n"
+)
+TRAEFIK = (
+    '{"ClientAddr":"203.0.113.5:4444","ClientHost":"203.0.113.5","ClientPort":"4444","DownstreamStatus":200,'
+    '"Duration":1500000,"RequestMethod":"GET","RequestPath":"/","RequestProtocol":"HTTP/1.1",'
+    '"StartUTC":"2021-12-08T14:02:43Z","request_X-Forwarded-For":"9.9.9.9"}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "client"),
+    [("istio.log", ISTIO, ("203.0.113.50", 46520)), ("traefik.json", TRAEFIK, ("203.0.113.5", 4444))],
+)
+def test_the_peer_port_is_the_clients_when_the_forwarded_chain_is_not_believed(
+    ingest_files, name, line, client
+):
+    """A public peer's X-Forwarded-For is ignored: the client is the peer, and so is its port."""
+    row = ingest_files({name: line}).events().row(0, named=True)
+    assert (row["client_ip"], row["client_port"], row["peer_ip"]) == (*client, None)

@@ -151,14 +151,3 @@ def test_sniff_variants():
     assert ing.sniff(['{"start_time": "x", "status": 200}'], "a.log") is None
     nginx = '203.0.113.9 - - [05/Jan/2023:18:20:12 +0100] "GET / HTTP/1.1" 200 10 "-" "curl/8"'
     assert ing.sniff([nginx], "a.log") is None
-
-
-def test_the_peer_port_is_the_clients_when_the_forwarded_chain_is_not_believed(ingest_files):
-    """A public peer's X-Forwarded-For is ignored: the client is the peer, and so is its port."""
-    line = (
-        '[2020-11-25T21:26:18.409Z] "GET /x HTTP/1.1" 200 - via_upstream - "-" 0 135 4 4 "198.51.100.9" '
-        '"curl" "id" "h:8000" "10.44.1.27:80" outbound|8000||h 10.44.1.23:37652 10.0.45.184:8000 '
-        "203.0.113.50:46520 - default\n"
-    )
-    row = ingest_files({"istio.log": line}).events().row(0, named=True)
-    assert (row["client_ip"], row["client_port"], row["peer_ip"]) == ("203.0.113.50", 46520, None)

@@ -187,13 +187,3 @@ def test_traefik_clf_wins_detection_over_nginx_and_apache():
     combined = '203.0.113.9 - - [05/Jan/2023:18:20:12 +0100] "GET / HTTP/1.1" 200 10 "-" "curl/8"'
     assert TraefikIngestor().sniff([combined] * 5, "access.log") is None
     assert detect([combined] * 5, "access.log", IngestOptions()).ingestor in ("nginx", "apache")
-
-
-def test_json_client_port_kept_when_the_client_is_the_peer(ingest_files):
-    record = (
-        '{"ClientAddr":"203.0.113.5:4444","ClientHost":"203.0.113.5","ClientPort":"4444","DownstreamStatus":200,'
-        '"Duration":1500000,"RequestMethod":"GET","RequestPath":"/","RequestProtocol":"HTTP/1.1",'
-        '"StartUTC":"2021-12-08T14:02:43Z","request_X-Forwarded-For":"9.9.9.9"}\n'
-    )
-    row = ingest_files({"traefik.json": record}).events().row(0, named=True)
-    assert (row["client_ip"], row["client_port"], row["peer_ip"]) == ("203.0.113.5", 4444, None)
