@@ -434,7 +434,7 @@ def _detect(
     detection = None
     known = cache.get(shape)
     if known is not None and not options.format and not options.log_format:
-        again = get(known.ingestor).sniff(head_lines(head, 20), task.rel_path)
+        again = get(known.ingestor).sniff(head_lines(head, 8), task.rel_path)
         if again is not None and again.confidence >= known.confidence - 0.15 and again.params == known.params:
             detection = again
     if detection is None:
