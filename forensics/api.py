@@ -26,13 +26,15 @@ def ingest(
     role: str | None = None,
     workers: int | None = None,
     on_event: Any = None,
+    resolved: Any = None,
 ) -> IngestReport:
-    """Ingest evidence files/directories/globs into the case at ``case_dir``."""
+    """Ingest evidence files/directories/globs into the case at ``case_dir`` (``resolved``: the
+    sources already listed by :func:`~forensics.ingest.driver.resolve_sources`)."""
     check_ingest_options(format=format, log_format=log_format, trusted_proxies=trusted_proxies, tz=tz)
     options = IngestOptions(
         format=format, log_format=log_format, trusted_proxies=tuple(trusted_proxies), tz=tz, role=role
     )
-    return _ingest(sources, case_dir, options, workers=workers, on_event=on_event)
+    return _ingest(sources, case_dir, options, workers=workers, on_event=on_event, resolved=resolved)
 
 
 def check_ingest_options(

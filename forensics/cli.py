@@ -164,7 +164,7 @@ def run_ingest(
         )
     api.check_ingest_options(format=fmt, log_format=log_format, trusted_proxies=trusted_proxy, tz=tz)
     check_case_location(Path(case_dir), sources)
-    resolve_sources(sources)
+    resolved = resolve_sources(sources)  # listed once: the driver reads this listing
     Case(case_dir).log_command(
         "ingest",
         {
@@ -227,6 +227,7 @@ def run_ingest(
             role=role,
             workers=workers,
             on_event=on_event,
+            resolved=resolved,
         )
     print_ingest_report(report)
     check_something_read(report)

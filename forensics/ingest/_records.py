@@ -639,24 +639,40 @@ def iter_records(stream: BlockStream, list_keys: tuple[str, ...]) -> Iterator[An
     yield from _walk_records(stream, list_keys)
 
 
+class ValueBuilder:
+    """One JSON value rebuilt from ijson's events, from its opening event until it closes."""
+
+    def __init__(self, event: str, value: Any) -> None:
+        self._builder = ijson.ObjectBuilder()
+        self._builder.event(event, value)
+        self._depth = 1
+
+    def add(self, event: str, value: Any) -> bool:
+        """Feed one event; whether the value is now complete (see :attr:`value`)."""
+        self._builder.event(event, value)
+        if event in ("start_map", "start_array"):
+            self._depth += 1
+        elif event in ("end_map", "end_array"):
+            self._depth -= 1
+        return self._depth == 0
+
+    @property
+    def value(self) -> Any:
+        return self._builder.value
+
+
 def _walk_records(stream: BlockStream, list_keys: tuple[str, ...]) -> Iterator[Any]:
     """:func:`iter_records` for any opening, event by event."""
-    builder: ijson.ObjectBuilder | None = None
-    depth = 0
+    builder: ValueBuilder | None = None
     mode: str | None = None  # None | "array" | "object" | "wrapper" | "after"
     top: ijson.ObjectBuilder | None = None
     wrapper_key = ""
     candidate: str | None = None
     for prefix, event, value in ijson.parse(stream, multiple_values=True, use_float=True):
         if builder is not None:
-            builder.event(event, value)
-            if event in ("start_map", "start_array"):
-                depth += 1
-            elif event in ("end_map", "end_array"):
-                depth -= 1
-                if depth == 0:
-                    yield builder.value
-                    builder = None
+            if builder.add(event, value):
+                yield builder.value
+                builder = None
             continue
         if mode is None:
             if event == "start_array":
@@ -670,8 +686,7 @@ def _walk_records(stream: BlockStream, list_keys: tuple[str, ...]) -> Iterator[A
         if mode in ("array", "wrapper"):
             item = "item" if mode == "array" else f"{wrapper_key}.item"
             if prefix == item and event in ("start_map", "start_array"):
-                builder, depth = ijson.ObjectBuilder(), 1
-                builder.event(event, value)
+                builder = ValueBuilder(event, value)
             elif prefix == item:
                 yield value
             elif mode == "array" and prefix == "" and event == "end_array":

@@ -59,6 +59,7 @@ from . import _aws
 from ._records import (
     DOCUMENT_MAX_DEPTH,
     BlockStream,
+    ValueBuilder,
     head_object,
     line_reject_rows,
     load_json,
@@ -561,36 +562,27 @@ def _log_events(stream: BlockStream) -> Iterator[tuple[str | None, int | None, s
     """(message, timestamp ms, log group, reject reason) per log event of the document(s)."""
     group: str | None = None
     control = False
-    builder: ijson.ObjectBuilder | None = None
-    depth = 0
+    builder: ValueBuilder | None = None
     for prefix, event, value in ijson.parse(stream, multiple_values=True, use_float=True):
         if builder is not None:
-            builder.event(event, value)
-            if event in ("start_map", "start_array"):
-                depth += 1
-            elif event in ("end_map", "end_array"):
-                depth -= 1
-                if depth == 0:
-                    ev = builder.value
-                    builder = None
-                    if isinstance(ev, dict):
-                        msg = ev.get("message")
-                        stamp = ev.get("timestamp")
-                        yield (
-                            msg if isinstance(msg, str) else None,
-                            int(stamp) if isinstance(stamp, int | float) else None,
-                            group,
-                            _CONTROL_REASON if control else None,
-                        )
+            if builder.add(event, value):
+                ev, builder = builder.value, None
+                if isinstance(ev, dict):
+                    msg = ev.get("message")
+                    stamp = ev.get("timestamp")
+                    yield (
+                        msg if isinstance(msg, str) else None,
+                        int(stamp) if isinstance(stamp, int | float) else None,
+                        group,
+                        _CONTROL_REASON if control else None,
+                    )
             continue
         if prefix in ("logGroup", "item.logGroup") and event == "string":
             group = value
         elif prefix in ("messageType", "item.messageType") and event == "string":
             control = value == "CONTROL_MESSAGE"
         elif prefix in _EVENT_PREFIXES and event == "start_map":
-            builder = ijson.ObjectBuilder()
-            builder.event(event, value)
-            depth = 1
+            builder = ValueBuilder(event, value)
         elif prefix == "" and event == "start_map":
             group, control = None, False  # a new top-level envelope
 

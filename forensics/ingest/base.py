@@ -362,6 +362,10 @@ def _principal_from_headers(frame: pl.DataFrame) -> pl.DataFrame:
 MASKED_COLUMNS = ["query", "request", "referer", "extra", "path", "user_agent", "request_id"]
 
 
+def _unescape_and_mask(values: pl.Series) -> pl.Series:
+    return mask_series(unescape_series(values))
+
+
 def _per_value(values: pl.Series, fn: Callable[[pl.Series], pl.Series]) -> pl.Series:
     return on_distinct(values, fn) if values.name in REPETITIVE_COLUMNS else fn(values)
 
@@ -395,8 +399,15 @@ def finalize(
     frame = split_request(frame)
     frame = split_target(frame)
     esc = [c for c in ESCAPED_COLUMNS if c in frame.columns and frame.schema[c] == pl.String]
+    # Repetitive columns are unescaped and masked in one pass over their distinct values.
+    masked_early = {c for c in esc if c in REPETITIVE_COLUMNS and c in MASKED_COLUMNS and c not in premasked}
     if esc:
-        frame = frame.with_columns([_per_value(frame.get_column(c), unescape_series).alias(c) for c in esc])
+        frame = frame.with_columns(
+            _per_value(
+                frame.get_column(c), _unescape_and_mask if c in masked_early else unescape_series
+            ).alias(c)
+            for c in esc
+        )
     if "remote_addr" in frame.columns or "xff" in frame.columns:
         frame = resolve_clients(frame, ctx.nets)
         frame = frame.drop([c for c in ("remote_addr", "xff") if c in frame.columns])
@@ -439,7 +450,7 @@ def finalize(
             expr = pl.coalesce("bytes_out", "bytes_out_total")
         frame = frame.with_columns(expr.alias("bytes_out")).drop("bytes_out_total")
     for c in MASKED_COLUMNS:
-        if c in frame.columns and c not in premasked and frame.schema[c] == pl.String:
+        if c in frame.columns and c not in premasked | masked_early and frame.schema[c] == pl.String:
             frame = frame.with_columns(_per_value(frame.get_column(c), mask_series).alias(c))
     frame = _principal_from_headers(frame)
     if "path" in frame.columns:

@@ -384,11 +384,15 @@ def _worker_env(threads: int):
             os.environ["POLARS_MAX_THREADS"] = old
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: Path) -> str | None:
+    """The stored file's sha256; None when it cannot be read (the unit reports that for the file)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return None
     return h.hexdigest()
 
 
@@ -402,12 +406,13 @@ def ingest(
     *,
     workers: int | None = None,
     on_event: Callback | None = None,
+    resolved: Sources | None = None,
 ) -> IngestReport:
     """Ingest evidence into a case. ``on_event(kind, data)`` reports progress (plan, lines, unit, file)."""
     options = options or IngestOptions()
     notify = on_event or (lambda kind, data: None)
     check_case_location(Path(case_dir), sources)
-    root, files, passed_over = resolve_sources(sources)
+    root, files, passed_over = resolved or resolve_sources(sources)
     case_prefix = str(Path(case_dir).resolve()) + os.sep
     files = [f for f in files if not str(f).startswith(case_prefix)]
     case = Case.create(case_dir)
@@ -432,17 +437,18 @@ def ingest(
     for f in files:
         try:
             size = f.stat().st_size
-            known = size in by_size and _sha256_file(f) in by_size[size]
         except OSError:  # unreadable: the unit reports it for this file
-            size, known = 0, False
+            size = 0
         rel = f.relative_to(root).as_posix()
-        if known:
+        # The file's sha256, read once and only when it is needed (its size or its name is known).
+        digest = _sha256_file(f) if size in by_size or (rel in known_paths and rel not in retry) else None
+        if digest is not None and digest in by_size.get(size, ()):
             report.skipped_known.append(rel)
             continue
         if rel in retry:
             retried.add(rel)
         elif rel in known_paths:  # same name, different content: keep both, apart
-            rel = f"{rel}@{_sha256_file(f)[:12]}"
+            rel = f"{rel}@{(digest or 'unreadable')[:12]}"
         tasks.append(FileTask(str(f), rel, rotation_base(rel), size))
     if retried:
         manifest["inputs"] = [e for e in manifest["inputs"] if e["path"] not in retried]
