@@ -106,11 +106,44 @@ class EvidenceFile:
         self.digests = Digests()
         self.error: InputReadError | None = None
 
-    def read_all(self) -> bytes:
-        """The whole decompressed content (for small files); a corrupt tail is recorded in :attr:`error`."""
-        parts = []
+    def read_all(self, limit: int | None = None) -> bytes | None:
+        """The whole decompressed content of a small file; a corrupt tail is recorded in :attr:`error`.
+
+        None when the content is more than ``limit`` bytes: a few MB of gzip can hold hundreds of MB of
+        log, which the caller then streams in chunks instead of holding whole. A clean gzip or plain file
+        is one read and one decompression call; anything else (damage, trailing bytes, other
+        compressions) goes through :meth:`blocks`, which keeps what precedes the damage."""
+        with open(self.path, "rb") as fh:
+            stored = fh.read()
+        compression = sniff_compression(stored[:8])
+        content: bytes | None = stored
+        if compression == "gzip":
+            content = _gunzip_whole(stored, limit)
+        elif compression is not None:
+            content = None
+        if content is None:
+            return self._read_blocks(limit)
+        if limit is not None and len(content) > limit:
+            return None
+        sha = hashlib.sha256(stored).hexdigest()
+        self.digests = Digests(
+            sha256=sha,
+            content_sha256=hashlib.sha256(content).hexdigest() if compression else sha,
+            bytes=len(stored),
+            content_bytes=len(content),
+            compression=compression,
+        )
+        return content
+
+    def _read_blocks(self, limit: int | None) -> bytes | None:
+        parts: list[bytes] = []
+        total = 0
         try:
-            parts.extend(self.blocks())
+            for block in self.blocks():
+                parts.append(block)
+                total += len(block)
+                if limit is not None and total > limit:
+                    return None
         except InputReadError as exc:
             self.error = exc
         return b"".join(parts)
@@ -198,6 +231,28 @@ class EvidenceFile:
                     raise InputReadError(f"file shrank while being read: {left} bytes missing")
                 left -= len(data)
                 yield data
+
+
+def _gunzip_whole(stored: bytes, limit: int | None) -> bytes | None:
+    """Every member of a clean gzip file in one call each, or None when anything is unusual (damage,
+    bytes after the last member other than zero padding, more than ``limit`` bytes): the streaming
+    reader then decides, exactly as for a big file."""
+    out: list[bytes] = []
+    total, rest = 0, stored
+    while rest:
+        member = isal_zlib.decompressobj(wbits=31)
+        try:
+            data = member.decompress(rest, 0 if limit is None else limit + 1 - total)
+        except _READ_ERRORS:
+            return None
+        total += len(data)
+        if not member.eof or (limit is not None and total > limit):
+            return None
+        out.append(data)
+        rest = member.unused_data
+        if not rest.strip(b"\0"):  # zero padding after the last member, as gzip readers allow
+            break
+    return b"".join(out)
 
 
 def _salvage_gzip(path: Path, skip: int, piece: int) -> Iterator[bytes]:

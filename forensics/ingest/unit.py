@@ -41,6 +41,7 @@ from .reader import (
 FLUSH_ROWS = 250_000
 FLUSH_BYTES = 128 * 1024 * 1024
 SMALL_FILE = 8 * 1024 * 1024  # stored size up to which a file is read whole and batched with others
+SMALL_CONTENT = 32 * 1024 * 1024  # ... if its decompressed content is no bigger than this
 BATCH_LINES = 300_000
 BATCH_BYTES = 32 * 1024 * 1024
 
@@ -477,13 +478,14 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
         results.append(result)
         evidence = EvidenceFile(f.abs_path)
         try:
-            if f.size <= SMALL_FILE and f.byte_range is None:
-                content = evidence.read_all()
+            # Small files are read whole, unless they decompress to more than a batch: then streamed.
+            small = f.size <= SMALL_FILE and f.byte_range is None
+            content = evidence.read_all(limit=SMALL_CONTENT) if small else None
+            if content is not None:
                 head = content[:HEAD_BYTES]
                 if evidence.error is not None and not content:
                     raise evidence.error
             else:
-                content = None
                 head = evidence.head()
         except (InputReadError, OSError) as exc:
             if not result.sha256:

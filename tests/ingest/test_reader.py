@@ -1,0 +1,95 @@
+"""Reading evidence whole: the one-call path for small clean files must say exactly what the streaming
+path says (content, digests), and a small file that decompresses to much more is streamed instead."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+import pytest
+
+from forensics.ingest import unit
+from forensics.ingest.reader import EvidenceFile
+
+LINE = '198.51.100.{a} - - [01/Feb/2023:00:{m:02d}:{s:02d} +0000] "GET /api/v1/customers/{i} HTTP/1.1" 200 {b} "-" "curl/8"\n'
+
+
+def _log(n: int, start: int = 0) -> bytes:
+    return "".join(
+        LINE.format(a=i % 200, m=i // 60 % 60, s=i % 60, i=1000 + i, b=100 + i % 900)
+        for i in range(start, start + n)
+    ).encode()
+
+
+def _streamed(path) -> tuple[bytes, dict]:
+    """What the block-by-block reader delivers for the same file."""
+    ev = EvidenceFile(path)
+    content = b"".join(ev.blocks())
+    return content, vars(ev.digests)
+
+
+@pytest.mark.parametrize(
+    "name, stored",
+    [
+        ("plain.log", _log(300)),
+        ("one.log.gz", gzip.compress(_log(300))),
+        ("members.log.gz", gzip.compress(_log(200)) + gzip.compress(_log(100, 200))),
+        ("padded.log.gz", gzip.compress(_log(300)) + b"\0" * 16),
+    ],
+)
+def test_whole_file_read_matches_the_stream(tmp_path, name, stored):
+    path = tmp_path / name
+    path.write_bytes(stored)
+    ev = EvidenceFile(path)
+    content = ev.read_all(limit=10_000_000)
+    streamed, digests = _streamed(path)
+    assert content == streamed and content.count(b"\n") == 300
+    assert vars(ev.digests) == digests
+    assert ev.digests.sha256 == hashlib.sha256(stored).hexdigest()
+    assert ev.digests.content_sha256 == hashlib.sha256(content).hexdigest()
+    assert ev.error is None
+
+
+def test_damaged_gzip_read_whole_keeps_what_precedes_the_damage(tmp_path):
+    packed = gzip.compress(_log(300))
+    for name, stored in {"cut.log.gz": packed[: len(packed) // 2], "tail.log.gz": packed + b"junk"}.items():
+        path = tmp_path / name
+        path.write_bytes(stored)
+        ev = EvidenceFile(path)
+        content = ev.read_all(limit=10_000_000)
+        assert ev.error is not None and str(ev.error).startswith("corrupt or truncated gzip")
+        assert content and _log(300).startswith(content)
+        assert ev.digests.sha256 == hashlib.sha256(stored).hexdigest()  # still the file's own digest
+
+
+def test_content_beyond_the_limit_is_not_held(tmp_path):
+    data = _log(2000)
+    for name, stored in {"a.log.gz": gzip.compress(data), "b.log": data}.items():
+        path = tmp_path / name
+        path.write_bytes(stored)
+        assert EvidenceFile(path).read_all(limit=len(data) - 1) is None
+        assert EvidenceFile(path).read_all(limit=len(data)) == data
+
+
+def test_a_small_gzip_that_decompresses_big_is_streamed_in_chunks(ingest_files, monkeypatch):
+    """A few MB of gzip can hold hundreds of MB of log: such a file is streamed like a big one, so memory
+    stays bounded; nothing about it changes in the case."""
+    data = _log(5000)
+    monkeypatch.setattr(unit, "SMALL_CONTENT", len(data) // 4)
+    streamed: list[str] = []
+    real = unit._stream_file
+    monkeypatch.setattr(
+        unit,
+        "_stream_file",
+        lambda task, *a: streamed.append(task.rel_path.rsplit("/", 1)[-1]) or real(task, *a),
+    )
+    case = ingest_files({"access.log.1.gz": gzip.compress(data), "small.log": _log(10, 9000)})
+    assert streamed == ["access.log.1.gz"]  # the small one was read whole and batched
+    entry = case.entry("access.log.1.gz")
+    counts = (entry["status"], entry["lines_read"], entry["rows"], entry["rejected"])
+    assert counts == ("ingested", 5000, 5000, 0)
+    assert entry["content_sha256"] == hashlib.sha256(data).hexdigest()
+    assert (entry["content_bytes"], entry["compression"]) == (len(data), "gzip")
+    assert case.entry("small.log")["rows"] == 10
+    events = case.events().filter(source_file=entry["path"]).sort("source_line")
+    assert events.get_column("source_line").to_list() == list(range(1, 5001))
