@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from forensics.ingest import unit
-from forensics.ingest.reader import EvidenceFile
+from forensics.ingest.reader import EvidenceFile, split_block
 
 LINE = '198.51.100.{a} - - [01/Feb/2023:00:{m:02d}:{s:02d} +0000] "GET /api/v1/customers/{i} HTTP/1.1" 200 {b} "-" "curl/8"\n'
 
@@ -93,3 +93,25 @@ def test_a_small_gzip_that_decompresses_big_is_streamed_in_chunks(ingest_files, 
     assert case.entry("small.log")["rows"] == 10
     events = case.events().filter(source_file=entry["path"]).sort("source_line")
     assert events.get_column("source_line").to_list() == list(range(1, 5001))
+
+
+@pytest.mark.parametrize(
+    "block, lines, starts, ends",
+    [
+        (b"", [], [], []),
+        (b"\n", [""], [0], [0]),
+        (b"a\r\nb\n\nc\r\r\nlast", ["a", "b", "", "c", "last"], [0, 3, 5, 6, 10], [1, 4, 5, 8, 14]),
+        (b"caf\xc3\xa9\nbad\xff\n", ["café", "bad\\xff"], [0, 6], [5, 10]),
+        (b"x" * 20 + b"\nok\n", ["", "ok"], [0, 21], [20, 23]),  # over max_line: an empty marker
+    ],
+)
+def test_split_block_cuts_lines_with_their_byte_positions(block, lines, starts, ends):
+    chunk = split_block(block, 100, 7, 10, "escape")
+    assert chunk.lines.to_list() == lines
+    assert chunk.starts.tolist() == starts and chunk.ends.tolist() == ends
+    assert chunk.offsets.tolist() == [s + 100 for s in starts]
+    assert [chunk.raw_line(i) for i in range(len(lines))] == [
+        block[s:e] for s, e in zip(starts, ends, strict=True)
+    ]
+    assert chunk.invalid_idx == ([1] if b"\xff" in block else [])
+    assert chunk.too_long == ({0: 20} if block.startswith(b"x" * 20) else {})
