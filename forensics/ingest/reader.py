@@ -234,13 +234,18 @@ class EvidenceFile:
                 yield data
 
 
+#: Members a gzip file may have for the one-call read (each call copies the rest of the input: a file of
+#: thousands of members, as some shippers write, is read by the streaming reader instead).
+WHOLE_GZIP_MEMBERS = 8
+
+
 def _gunzip_whole(stored: bytes, limit: int | None) -> bytes | None:
     """Every member of a clean gzip file in one call each, or None when anything is unusual (damage,
-    bytes after the last member other than zero padding, more than ``limit`` bytes): the streaming
-    reader then decides, exactly as for a big file."""
+    bytes after the last member other than zero padding, more than ``limit`` bytes, many members): the
+    streaming reader then decides, exactly as for a big file."""
     out: list[bytes] = []
     total, rest = 0, stored
-    while rest:
+    for _ in range(WHOLE_GZIP_MEMBERS):
         member = isal_zlib.decompressobj(wbits=31)
         try:
             data = member.decompress(rest, 0 if limit is None else limit + 1 - total)
@@ -251,9 +256,9 @@ def _gunzip_whole(stored: bytes, limit: int | None) -> bytes | None:
             return None
         out.append(data)
         rest = member.unused_data
-        if not rest.strip(b"\0"):  # zero padding after the last member, as gzip readers allow
-            break
-    return b"".join(out)
+        if rest.count(0) == len(rest):  # the end, or zero padding after the last member (gzip allows it)
+            return b"".join(out)
+    return None
 
 
 def _salvage_gzip(path: Path, skip: int, piece: int) -> Iterator[bytes]:

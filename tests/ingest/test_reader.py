@@ -35,6 +35,8 @@ def _streamed(path) -> tuple[bytes, dict]:
         ("one.log.gz", gzip.compress(_log(300))),
         ("members.log.gz", gzip.compress(_log(200)) + gzip.compress(_log(100, 200))),
         ("padded.log.gz", gzip.compress(_log(300)) + b"\0" * 16),
+        # a member per ten lines, as some shippers write: read by the streaming reader (see WHOLE_GZIP_MEMBERS)
+        ("many.log.gz", b"".join(gzip.compress(_log(10, k)) for k in range(0, 300, 10))),
     ],
 )
 def test_whole_file_read_matches_the_stream(tmp_path, name, stored):
