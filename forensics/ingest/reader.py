@@ -37,6 +37,8 @@ from isal import igzip, isal_zlib
 from ..errors import InputReadError
 
 CHUNK_BYTES = 16 * 1024 * 1024
+#: Lines per chunk at most, whatever their bytes (16 MB of newlines would be 16 million lines).
+MAX_CHUNK_LINES = 300_000
 BOM = b"\xef\xbb\xbf"
 #: What a damaged compressed stream raises, whichever decompressor read it.
 _READ_ERRORS = (OSError, EOFError, zlib.error, isal_zlib.error, lzma.LZMAError, ValueError)
@@ -119,7 +121,10 @@ class EvidenceFile:
         compression = sniff_compression(stored[:8])
         content: bytes | None = stored
         if compression == "gzip":
-            content = _gunzip_whole(stored, limit)
+            try:
+                content = _gunzip_whole(stored, limit)
+            except _TooBig:
+                return None
         elif compression is not None:
             content = None
         if content is None:
@@ -239,10 +244,14 @@ class EvidenceFile:
 WHOLE_GZIP_MEMBERS = 8
 
 
+class _TooBig(Exception):
+    """The content is over the caller's limit: the file is streamed instead."""
+
+
 def _gunzip_whole(stored: bytes, limit: int | None) -> bytes | None:
     """Every member of a clean gzip file in one call each, or None when anything is unusual (damage,
-    bytes after the last member other than zero padding, more than ``limit`` bytes, many members): the
-    streaming reader then decides, exactly as for a big file."""
+    bytes after the last member other than zero padding, many members): the streaming reader then
+    decides, exactly as for a big file. Raises :class:`_TooBig` past ``limit`` bytes of content."""
     out: list[bytes] = []
     total, rest = 0, stored
     for _ in range(WHOLE_GZIP_MEMBERS):
@@ -252,7 +261,9 @@ def _gunzip_whole(stored: bytes, limit: int | None) -> bytes | None:
         except _READ_ERRORS:
             return None
         total += len(data)
-        if not member.eof or (limit is not None and total > limit):
+        if limit is not None and total > limit:
+            raise _TooBig
+        if not member.eof:
             return None
         out.append(data)
         rest = member.unused_data
@@ -574,10 +585,11 @@ def iter_line_chunks(
                 carry = data
             continue
         body, carry = data[: cut + 1], data[cut + 1 :]
-        chunk = split_block(body, offset, line_no, max_line, invalid)
-        line_no += chunk.lines.len()
-        offset += len(body)
-        yield chunk
+        for part in _at_most_lines(body, MAX_CHUNK_LINES):
+            chunk = split_block(part, offset, line_no, max_line, invalid)
+            line_no += chunk.lines.len()
+            offset += len(part)
+            yield chunk
         if len(carry) > max_line:
             skipping = _Oversize(offset, carry)
             carry = b""
@@ -590,6 +602,18 @@ def iter_line_chunks(
         yield last
     if failure is not None:
         raise failure
+
+
+def _at_most_lines(body: bytes, most: int) -> list[bytes]:
+    """``body`` (whole lines) in pieces of at most ``most`` lines: a block of blank or very short lines
+    holds millions, and memory per chunk grows with its lines, not its bytes."""
+    if len(body) <= most or body.count(b"\n") <= most:
+        return [body]
+    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10)[most - 1 :: most] + 1
+    bounds = [0, *ends.tolist()]
+    if bounds[-1] != len(body):
+        bounds.append(len(body))
+    return [body[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 class _Oversize:

@@ -29,6 +29,7 @@ from .reader import (
     BOM,
     CHUNK_BYTES,
     HEAD_BYTES,
+    MAX_CHUNK_LINES,
     EvidenceFile,
     LineChunk,
     head_lines,
@@ -145,7 +146,10 @@ class PartWriter:
             self.buffered_bytes += events.estimated_size()
         if rejects is not None and rejects.height:
             self.rejects.append(rejects)
-        # By rows and by size: wide rows (HAR extras, long user agents) must not pile up in memory.
+            self.buffered += rejects.height
+            self.buffered_bytes += rejects.estimated_size()
+        # By rows and by size: wide rows (HAR extras, long user agents) must not pile up in memory, and
+        # neither must the rejects of a file of millions of blank lines.
         if self.buffered >= self.flush_rows or self.buffered_bytes >= FLUSH_BYTES:
             self.flush()
 
@@ -481,6 +485,12 @@ def run_unit(task: UnitTask, progress: Progress | None = None) -> UnitResult:
             # Small files are read whole, unless they decompress to more than a batch: then streamed.
             small = f.size <= SMALL_FILE and f.byte_range is None
             content = evidence.read_all(limit=SMALL_CONTENT) if small else None
+            if (
+                content is not None
+                and len(content) > MAX_CHUNK_LINES
+                and content.count(b"\n") > MAX_CHUNK_LINES
+            ):
+                content = None  # millions of (blank) lines: streamed in chunks of bounded lines
             if content is not None:
                 head = content[:HEAD_BYTES]
                 if evidence.error is not None and not content:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 
+import polars as pl
 import pytest
 
-from forensics.ingest import unit
+from forensics.ingest import reader, unit
 from forensics.ingest.reader import EvidenceFile, split_block
+from forensics.schema import conform_rejects
 
 LINE = '198.51.100.{a} - - [01/Feb/2023:00:{m:02d}:{s:02d} +0000] "GET /api/v1/customers/{i} HTTP/1.1" 200 {b} "-" "curl/8"\n'
 
@@ -117,3 +119,43 @@ def test_split_block_cuts_lines_with_their_byte_positions(block, lines, starts, 
     ]
     assert chunk.invalid_idx == ([1] if b"\xff" in block else [])
     assert chunk.too_long == ({0: 20} if block.startswith(b"x" * 20) else {})
+
+
+def test_millions_of_blank_lines_are_cut_into_chunks_of_bounded_lines(ingest_files, monkeypatch):
+    """Memory grows with a chunk's lines, not its bytes: 31 MB of newlines is 32 million rejects, which
+    must come in chunks of bounded lines (and be flushed as they come), each still exact."""
+    monkeypatch.setattr(reader, "MAX_CHUNK_LINES", 1000)
+    monkeypatch.setattr(unit, "MAX_CHUNK_LINES", 1000)
+    sizes: list[int] = []
+    real = reader.split_block
+    monkeypatch.setattr(
+        reader, "split_block", lambda block, *a: sizes.append(block.count(b"\n")) or real(block, *a)
+    )
+    data = _log(30) + b"\n" * 5000 + _log(20, 30)
+    case = ingest_files({"access.log.gz": gzip.compress(data)})
+    entry = case.entry("access.log.gz")
+    assert (entry["lines_read"], entry["rows"], entry["rejected"]) == (5050, 50, 5000)
+    assert sizes and max(sizes) <= 1000 and sum(sizes) == 5050  # streamed in bounded chunks
+    rejects = case.rejects().sort("source_line")
+    assert set(rejects.get_column("reason").to_list()) == {"blank line"}
+    assert rejects.get_column("source_line").to_list() == list(range(31, 5031))
+    head = len(_log(30))
+    assert rejects.get_column("byte_offset").to_list() == list(range(head, head + 5000))
+    events = case.events().sort("source_line")
+    assert events.get_column("source_line").to_list() == [*range(1, 31), *range(5031, 5051)]
+
+
+def test_buffered_rejects_are_flushed_like_events(tmp_path):
+    """A stretch of rejects with no events between them is written as it comes, not held to the end."""
+    rejects = conform_rejects(
+        pl.DataFrame(
+            {"source_file": ["a.log"] * 25, "source_line": list(range(1, 26)), "reason": ["blank line"] * 25}
+        )
+    )
+    writer = unit.PartWriter(str(tmp_path), "t", flush_rows=10)
+    writer.add(pl.DataFrame(), rejects)
+    assert writer.rejects == []  # handed to the writer thread at once
+    parts = writer.close()
+    assert [(p.kind, p.rows) for p in parts] == [("rejects", 25)]
+    written = pl.read_parquet(tmp_path / parts[0].tmp)
+    assert written.get_column("source_line").to_list() == list(range(1, 26))
