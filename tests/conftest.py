@@ -54,6 +54,13 @@ class Ingested:
     def rejects(self) -> pl.DataFrame:
         return self.case.scan_rejects().sort("source_file", "source_line").collect()
 
+    def reasons_by_line(self) -> dict[int, str]:
+        """Line number → reject reason (cases of one evidence file)."""
+        rej = self.rejects()
+        return dict(
+            zip(rej.get_column("source_line").to_list(), rej.get_column("reason").to_list(), strict=True)
+        )
+
     def entry(self, name: str) -> dict:
         hits = [e for e in self.manifest["inputs"] if e["path"].endswith(name)]
         assert len(hits) == 1, [e["path"] for e in self.manifest["inputs"]]

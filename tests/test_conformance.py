@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from casecheck import assert_samples_ingested, ingested
 
 from forensics import api
 from forensics.case import Case
@@ -29,23 +30,10 @@ SAMPLE_FORMATS = {
 ALLOWED_REJECT_REASONS = ("truncated line", "nginx error.log line", "Apache error_log line", "blank line")
 
 
-def _ingest_dir(src: Path, case_dir: Path) -> Case:
-    api.ingest([str(src)], case_dir, workers=1)
-    return Case.open(case_dir)
-
-
 @pytest.mark.parametrize("subdir", sorted(SAMPLE_FORMATS))
 def test_samples_ingest_and_counts_add_up(shared_samples, tmp_path, subdir):
-    case = _ingest_dir(shared_samples / subdir, tmp_path / "case")
-    manifest = case.load_manifest()
-    entries = manifest["inputs"]
-    assert len(entries) == len(list((shared_samples / subdir).iterdir()))
-    for e in entries:
-        assert e["status"] == "ingested", e
-        assert e["format"] == SAMPLE_FORMATS[subdir], e["path"]
-        assert e["rows"] + e["rejected"] == e["lines_read"], e["path"]
-        raw = (shared_samples / subdir / Path(e["path"]).name).read_bytes()
-        assert e["lines_read"] == raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    case = ingested(shared_samples / subdir, tmp_path / "case")
+    entries = assert_samples_ingested(case, shared_samples / subdir, SAMPLE_FORMATS[subdir])
     rejects = case.scan_rejects().collect()
     for reason in rejects.get_column("reason").to_list():
         assert reason.startswith(ALLOWED_REJECT_REASONS), reason
@@ -55,7 +43,7 @@ def test_samples_ingest_and_counts_add_up(shared_samples, tmp_path, subdir):
 
 
 def test_nginx_samples_known_rows(shared_samples, tmp_path):
-    case = _ingest_dir(shared_samples / "nginx", tmp_path / "case")
+    case = ingested(shared_samples / "nginx", tmp_path / "case")
     ev = case.scan_events().collect()
     by = {(r["source_file"].rsplit("/", 1)[-1], r["source_line"]): r for r in ev.iter_rows(named=True)}
     # The real zanbil.ir log (+0330): first line, converted to UTC; Persian path percent-encoding kept.
@@ -85,7 +73,7 @@ def test_nginx_samples_known_rows(shared_samples, tmp_path):
 
 
 def test_escape_json_sample_masks_the_password(shared_samples, tmp_path):
-    case = _ingest_dir(shared_samples / "nginx_json", tmp_path / "case")
+    case = ingested(shared_samples / "nginx_json", tmp_path / "case")
     ev = case.scan_events().collect()
     extras = " ".join(x for x in ev.get_column("extra").to_list() if x)
     assert "password_1234" not in extras and "password=fp:" in extras

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 import polars as pl
 import pytest
+from casecheck import assert_samples_ingested, ingested
 
 from forensics import api
 from forensics.case import Case
@@ -34,22 +35,10 @@ ALLOWED_REJECT_REASONS = (
 )
 
 
-def _ingest(src: Path, case_dir: Path) -> Case:
-    api.ingest([str(src)], case_dir, workers=1)
-    return Case.open(case_dir)
-
-
 @pytest.mark.parametrize("subdir", sorted(SAMPLE_FORMATS))
 def test_aws_samples_are_detected_and_counts_add_up(shared_samples, tmp_path, subdir):
-    case = _ingest(shared_samples / subdir, tmp_path / "case")
-    entries = case.load_manifest()["inputs"]
-    assert len(entries) == len(list((shared_samples / subdir).iterdir()))
-    for e in entries:
-        assert e["status"] == "ingested", e
-        assert e["format"] == SAMPLE_FORMATS[subdir], e["path"]
-        raw = (shared_samples / subdir / Path(e["path"]).name).read_bytes()
-        assert e["lines_read"] == raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
-        assert e["rows"] + e["rejected"] == e["lines_read"], e["path"]
+    case = ingested(shared_samples / subdir, tmp_path / "case")
+    entries = assert_samples_ingested(case, shared_samples / subdir, SAMPLE_FORMATS[subdir])
     for reason in case.scan_rejects().collect().get_column("reason").to_list():
         assert reason.startswith(ALLOWED_REJECT_REASONS), reason
     events = case.scan_events().collect()
@@ -59,7 +48,7 @@ def test_aws_samples_are_detected_and_counts_add_up(shared_samples, tmp_path, su
 
 
 def test_alb_sample_tree_rejects_nlb_and_connection_lines_by_name(shared_samples, tmp_path):
-    case = _ingest(shared_samples / "alb", tmp_path / "case")
+    case = ingested(shared_samples / "alb", tmp_path / "case")
     rej = case.scan_rejects().collect()
     mine = rej.filter(
         pl.col("source_file").cast(pl.String).str.ends_with("elastic_integrations_test-alb.log")
@@ -87,7 +76,7 @@ def test_alb_sample_tree_rejects_nlb_and_connection_lines_by_name(shared_samples
 
 
 def test_apigw_files_are_detected(tmp_path):
-    case = _ingest(DATA / "apigw", tmp_path / "case")
+    case = ingested(DATA / "apigw", tmp_path / "case")
     variants = {Path(e["path"]).name: (e["format"], e["variant"]) for e in case.load_manifest()["inputs"]}
     assert variants == {
         "clf_preset.log": ("apigw", "clf"),

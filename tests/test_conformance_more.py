@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from casecheck import assert_samples_ingested, ingested, line_count
 
-from forensics import api
 from forensics.case import Case
 
 #: Sample directory → the ingestor expected for every file in it.
@@ -43,30 +43,19 @@ ALLOWED_REJECT_REASONS = {
 }
 
 
-def _ingest(src: Path, case_dir: Path) -> Case:
-    api.ingest([str(src)], case_dir, workers=1)
-    return Case.open(case_dir)
-
-
 def _records_in(raw: bytes, variant: str | None) -> int:
     """Lines of a line file; records of a JSON document (``"key":-`` numbers repaired to parse it)."""
     if variant == "document":
         doc = json.loads(re.sub(rb'(":\s*)-(\s*[,}\]])', rb"\1null\2", raw))
         return len(doc["records"] if isinstance(doc, dict) and "records" in doc else doc)
-    return raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    return line_count(raw)
 
 
 @pytest.mark.parametrize("subdir", sorted(SAMPLE_FORMATS))
 def test_samples_are_detected_and_counts_add_up(shared_samples, tmp_path, subdir):
-    case = _ingest(shared_samples / subdir, tmp_path / "case")
-    entries = case.load_manifest()["inputs"]
-    assert len(entries) == len(list((shared_samples / subdir).iterdir()))
+    case = ingested(shared_samples / subdir, tmp_path / "case")
+    entries = assert_samples_ingested(case, shared_samples / subdir, SAMPLE_FORMATS[subdir], _records_in)
     for e in entries:
-        assert e["status"] == "ingested", e
-        assert e["format"] == SAMPLE_FORMATS[subdir], e["path"]
-        raw = (shared_samples / subdir / Path(e["path"]).name).read_bytes()
-        assert e["lines_read"] == _records_in(raw, e["variant"]), e["path"]
-        assert e["rows"] + e["rejected"] == e["lines_read"], e["path"]
         assert e["rows"] > 0, e["path"]
     for reason in case.scan_rejects().collect().get_column("reason").to_list():
         assert ALLOWED_REJECT_REASONS[subdir] and reason.startswith(ALLOWED_REJECT_REASONS[subdir]), reason
@@ -89,7 +78,7 @@ def _rows(case: Case) -> dict[tuple[str, int], dict]:
 def test_sample_known_rows(shared_samples, tmp_path):
     rows: dict[tuple[str, int], dict] = {}
     for subdir in SAMPLE_FORMATS:
-        rows |= _rows(_ingest(shared_samples / subdir, tmp_path / subdir))
+        rows |= _rows(ingested(shared_samples / subdir, tmp_path / subdir))
     # GCP: a real GKE ingress entry (wave.com, 2023)
     wave = rows[("real_world_excerpts_from_code.jsonl", 1)]
     assert wave["ts"].isoformat() == "2023-04-21T15:59:24.827008+00:00"
@@ -212,24 +201,30 @@ def _expected(fmt: str, key: str, value, vector: dict, used: set[str]):
     return value
 
 
-def _run_vectors(peer_vectors: Path, tmp_path: Path, fmt: str) -> tuple[list[dict], Case]:
-    vectors = _vectors(peer_vectors, fmt)
-    evidence = tmp_path / "evidence"
-    evidence.mkdir()
-    for i, v in enumerate(vectors):
-        (evidence / f"v{i:03d}.log").write_text(v["line"] + "\n")
-    return vectors, _ingest(evidence, tmp_path / "case")
-
-
-@pytest.mark.parametrize("fmt", ["azure_appgw", "caddy", "envoy", "traefik"])
-def test_peer_vectors_field_by_field(peer_vectors, tmp_path, fmt):
-    vectors, case = _run_vectors(peer_vectors, tmp_path, fmt)
+def _per_vector_file(case: Case) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
+    """By vector file name: its manifest entry, its event, its reject reason."""
     entries = {Path(e["path"]).name: e for e in case.load_manifest()["inputs"]}
     rows = {k[0]: v for k, v in _rows(case).items()}
     rejects = {
         r["source_file"].rsplit("/", 1)[-1]: r["reason"]
         for r in case.scan_rejects().collect().iter_rows(named=True)
     }
+    return entries, rows, rejects
+
+
+def _run_vectors(peer_vectors: Path, tmp_path: Path, fmt: str) -> tuple[list[dict], Case]:
+    vectors = _vectors(peer_vectors, fmt)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for i, v in enumerate(vectors):
+        (evidence / f"v{i:03d}.log").write_text(v["line"] + "\n")
+    return vectors, ingested(evidence, tmp_path / "case")
+
+
+@pytest.mark.parametrize("fmt", ["azure_appgw", "caddy", "envoy", "traefik"])
+def test_peer_vectors_field_by_field(peer_vectors, tmp_path, fmt):
+    vectors, case = _run_vectors(peer_vectors, tmp_path, fmt)
+    entries, rows, rejects = _per_vector_file(case)
     used: set[str] = set()
     checked = 0
     for i, v in enumerate(vectors):
@@ -283,12 +278,7 @@ NEGATIVE = ["haproxy", "s3_access", "apache_error", "nginx_error"]
 @pytest.mark.parametrize("fmt", NEGATIVE)
 def test_negative_vectors_are_unknown_or_rejected(peer_vectors, tmp_path, fmt):
     vectors, case = _run_vectors(peer_vectors, tmp_path, fmt)
-    entries = {Path(e["path"]).name: e for e in case.load_manifest()["inputs"]}
-    rows = {k[0]: v for k, v in _rows(case).items()}
-    rejects = {
-        r["source_file"].rsplit("/", 1)[-1]: r["reason"]
-        for r in case.scan_rejects().collect().iter_rows(named=True)
-    }
+    entries, rows, rejects = _per_vector_file(case)
     for i, v in enumerate(vectors):
         name = f"v{i:03d}.log"
         e = entries[name]

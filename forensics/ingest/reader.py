@@ -480,14 +480,15 @@ def split_block(
     lengths = ends - starts
     too_long_idx = np.flatnonzero(lengths > max_line)
     bad_idx: list[int] = []
+    terminated = bool(cr.any())  # lines whose text still ends with a terminator to strip
     try:
         text = pieces.cast(pa.large_string())  # validates the UTF-8 of every line
     except pa.ArrowInvalid:
         text_block, offs, bad_idx = _repair_utf8(block, starts, invalid)
         text = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offs), pa.py_buffer(text_block))
-        cr = np.ones(1, dtype=bool)  # repaired lines still end with their terminators
+        terminated = True  # repaired lines keep their newlines
     lines = pl.Series("line", text, dtype=pl.String)
-    if cr.any():
+    if terminated:
         lines = lines.str.strip_chars_end("\r\n")
     too_long = {int(i): int(lengths[i]) for i in too_long_idx}
     if too_long:

@@ -171,10 +171,7 @@ def test_rewritten_uri_dash_numbers_firewall_records_and_rejects_add_up(ingest_f
     entry = case.entry("mixed.json")
     assert (entry["format"], entry["variant"]) == ("azure_appgw", "lines")
     assert (entry["lines_read"], entry["rows"], entry["rejected"]) == (8, 2, 6)
-    rej = case.rejects()
-    assert dict(
-        zip(rej.get_column("source_line").to_list(), rej.get_column("reason").to_list(), strict=True)
-    ) == {
+    assert case.reasons_by_line() == {
         3: "Application Gateway firewall-log record (a WAF rule match), not a request",
         4: "Application Gateway performance-log record, not a request",
         5: "not an Application Gateway access-log record (category NetworkSecurityGroupEvent)",

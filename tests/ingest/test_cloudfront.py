@@ -165,10 +165,7 @@ def test_malformed_lines_are_rejects_with_reasons(ingest_files):
     case = ingest_files({NAME: text})
     entry = case.entry("E2K2LNL5N3WR51.2023-01-05-16.a1b2c3d4.gz")
     assert (entry["lines_read"], entry["rows"], entry["rejected"]) == (7, 2, 5)
-    rej = case.rejects()
-    reasons = dict(
-        zip(rej.get_column("source_line").to_list(), rej.get_column("reason").to_list(), strict=True)
-    )
+    reasons = case.reasons_by_line()
     assert reasons[4] == "does not match the CloudFront standard-log layout (date, time, c-ip, cs-method)"
     assert reasons[5] == "does not match the CloudFront standard-log layout (date, time, c-ip, cs-method)"
     assert reasons[6] == "blank line"

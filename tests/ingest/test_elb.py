@@ -66,10 +66,7 @@ def test_rows_plus_rejects_equal_lines_and_malformed_lines_have_reasons(ingest_f
     case = ingest_files({"elb.log": "".join(ln + "\n" for ln in lines)})
     entry = case.entry("elb.log")
     assert (entry["lines_read"], entry["rows"], entry["rejected"]) == (7, 3, 4)
-    rej = case.rejects()
-    assert dict(
-        zip(rej.get_column("source_line").to_list(), rej.get_column("reason").to_list(), strict=True)
-    ) == {
+    assert case.reasons_by_line() == {
         2: "truncated line: a quoted field is never closed",
         4: "truncated line: fewer than 12 fields",
         5: "ALB access-log line, not Classic ELB",

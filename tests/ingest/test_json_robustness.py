@@ -73,11 +73,6 @@ def _counts(case, name: str) -> tuple[int, int, int]:
     return entry["lines_read"], entry["rows"], entry["rejected"]
 
 
-def _reasons(case) -> dict[int, str]:
-    rej = case.rejects()
-    return dict(zip(rej.get_column("source_line").to_list(), rej.get_column("reason").to_list(), strict=True))
-
-
 # --------------------------------------------------------------------------------------------------
 # Deep nesting: Python's parser raises RecursionError, polars stops at depth 1024
 
@@ -88,7 +83,7 @@ def test_caddy_deeply_nested_line_late_in_file_is_one_reject(ingest_files):
     case = ingest_files({"caddy.log": _text(lines)})
     assert case.entry("caddy.log")["format"] == "caddy"
     assert _counts(case, "caddy.log") == (6, 5, 1)
-    assert _reasons(case) == {5: "JSON nested too deeply"}
+    assert case.reasons_by_line() == {5: "JSON nested too deeply"}
     ev = case.events()
     assert ev.get_column("source_line").to_list() == [1, 2, 3, 4, 6]
     assert ev.get_column("path").to_list() == [f"/api/x/{i}" for i in (0, 1, 2, 3, 5)]
@@ -102,7 +97,7 @@ def test_caddy_deeply_nested_line_in_the_detection_head_is_one_reject(ingest_fil
     case = ingest_files({"caddy.log": _text(lines)})
     assert case.entry("caddy.log")["format"] == "caddy"
     assert _counts(case, "caddy.log") == (3, 2, 1)
-    assert _reasons(case) == {2: "JSON nested too deeply"}
+    assert case.reasons_by_line() == {2: "JSON nested too deeply"}
     assert case.events().get_column("path").to_list() == ["/api/x/0", "/api/x/2"]
 
 
@@ -112,7 +107,7 @@ def test_nginx_json_deeply_nested_line_is_one_reject(ingest_files):
     case = ingest_files({"access.log": _text(lines)})
     assert case.entry("access.log")["format"] == "nginx_json"
     assert _counts(case, "access.log") == (4, 3, 1)
-    assert _reasons(case) == {2: "JSON nested too deeply"}
+    assert case.reasons_by_line() == {2: "JSON nested too deeply"}
     ev = case.events()
     assert ev.get_column("path").to_list() == ["/api/x/0", "/api/x/1", "/api/x/2"]
     assert ev.get_column("status").to_list() == [200, 200, 200]
@@ -131,7 +126,7 @@ def test_caddy_nan_infinity_and_huge_numbers_are_read_as_text(ingest_files):
     case = ingest_files({"caddy.log": _text(lines)})
     n = len(lines)
     assert _counts(case, "caddy.log") == (n, n - 1, 1)
-    assert _reasons(case) == {n: "unparseable timestamp"}
+    assert case.reasons_by_line() == {n: "unparseable timestamp"}
     ev = case.events()
     assert ev.get_column("source_line").to_list() == list(range(1, n))
     assert ev.get_column("bytes_out").to_list() == [100] + [None] * len(odd)
@@ -218,7 +213,7 @@ def test_nginx_json_forced_on_a_caddy_log_rejects_with_reasons(ingest_files):
     case = ingest_files({"caddy.log": _text(lines)}, format="nginx_json")
     lines_read, rows, rejected = _counts(case, "caddy.log")
     assert (lines_read, rows + rejected) == (3, 3)
-    assert all(r for r in _reasons(case).values())
+    assert all(r for r in case.reasons_by_line().values())
     assert_nowhere(case.case_dir, SECRETS)
 
 
@@ -243,7 +238,7 @@ def test_document_with_a_record_too_deep_to_write_again_rejects_only_it(ingest_f
         "document",
     )
     assert _counts(case, "gcloud.json") == (10, 9, 1)
-    assert _reasons(case) == {9: "JSON nested too deeply"}
+    assert case.reasons_by_line() == {9: "JSON nested too deeply"}
     assert case.events().get_column("source_line").to_list() == [1, 2, 3, 4, 5, 6, 7, 8, 10]
 
 

@@ -131,10 +131,7 @@ def test_rows_and_rejects_add_up_with_reasons(ingest_files):
     entry = case.entry("kong.log")
     assert entry["format"] == "kong"
     assert (entry["lines_read"], entry["rows"], entry["rejected"]) == (7, 2, 5)
-    rej = case.rejects()
-    assert dict(
-        zip(rej.get_column("source_line").to_list(), rej.get_column("reason").to_list(), strict=True)
-    ) == {
+    assert case.reasons_by_line() == {
         3: "invalid JSON",
         4: "blank line",
         5: "JSON object without Kong log keys (started_at, request)",

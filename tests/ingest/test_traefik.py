@@ -155,10 +155,7 @@ def test_rows_and_rejects_add_up_with_reasons(ingest_files):
     entry = case.entry("mixed.log")
     assert entry["format"] == "traefik"
     assert (entry["lines_read"], entry["rows"], entry["rejected"]) == (8, 2, 6)
-    rej = case.rejects()
-    assert dict(
-        zip(rej.get_column("source_line").to_list(), rej.get_column("reason").to_list(), strict=True)
-    ) == {
+    assert case.reasons_by_line() == {
         2: "does not match the Traefik common log format",
         4: "not an access-log entry (Traefik log message)",
         5: "invalid JSON",
